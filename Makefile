@@ -1,0 +1,56 @@
+# lakepulse: `make run` starts everything, `make test` checks everything.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Build outputs may live outside the checkout (CI points this at a shared cache).
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export LAKEPULSE_VENV ?= $(HOME)/.cache/lakepulse/venv
+# The browser assets: wasm bundle, CSS and public/, served by the binary.
+SITE := $(CURDIR)/target/site
+export LEPTOS_SITE_ROOT := $(SITE)
+BIN := $(CARGO_TARGET_DIR)/debug/lakepulse
+WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/lakepulse.wasm
+
+.PHONY: run test tools test-tools build site server lint unit e2e fmt clean
+
+## Build and start the whole pipeline: embedded broker, demo traffic, lake, dashboard on :3000.
+run: tools build
+	$(BIN) serve
+
+## Every test: formatting, clippy (both targets), unit and integration tests, browser tests.
+test: test-tools build lint unit e2e
+
+tools:
+	scripts/install-tools.sh run
+
+test-tools:
+	scripts/install-tools.sh test
+
+build: site server
+
+server:
+	cargo build --features ssr --bin lakepulse
+
+site:
+	cargo build --lib --target wasm32-unknown-unknown --no-default-features --features hydrate --profile wasm-release
+	mkdir -p $(SITE)/pkg
+	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name lakepulse $(WASM)
+	cp style/main.css $(SITE)/pkg/lakepulse.css
+	cp -r public/. $(SITE)/
+
+lint:
+	cargo fmt --check
+	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
+
+unit:
+	cargo test --features ssr
+
+e2e:
+	cd end2end && LAKEPULSE_BIN=$(BIN) npx playwright test
+
+fmt:
+	cargo fmt
+
+clean:
+	cargo clean
+	rm -rf $(SITE)

@@ -1,0 +1,57 @@
+import { test, expect, type Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { BROKER_PORT } from '../playwright.config';
+
+/** Produces `count` events over the Kafka protocol with `lakepulse gen`, as any service would. */
+function produce(count: number) {
+  execFileSync(process.env.LAKEPULSE_BIN!, ['gen', '--count', String(count), '--rate', '2000'], {
+    env: { ...process.env, KAFKA_BROKERS: `127.0.0.1:${BROKER_PORT}`, RUST_LOG: 'warn' },
+    stdio: 'inherit',
+    timeout: 30_000,
+  });
+}
+
+async function totalRequests(page: Page): Promise<number> {
+  return Number(await page.getByTestId('total-requests').innerText());
+}
+
+test('the first HTML already carries the numbers, before any script runs', async ({ browser }) => {
+  produce(5);
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/');
+  await expect(page.getByTestId('total-requests')).toHaveText(/^\d+$/);
+  await expect(page.getByTestId('status-kafka')).toContainText('Kafka');
+  await expect(page.getByTestId('sql-input')).toBeVisible();
+  await context.close();
+});
+
+test('totals move without a reload as events arrive', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  const before = await totalRequests(page);
+  produce(40);
+  await expect(page.getByTestId('total-requests')).toHaveText(String(before + 40));
+  await expect(page.getByTestId('log-list').locator('li').first()).toBeVisible();
+  await page.screenshot({ path: 'test-results/dashboard.png', fullPage: true });
+});
+
+test('SQL from the dashboard answers from the lake', async ({ page }) => {
+  produce(10);
+  await page.goto('/');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  const expected = await totalRequests(page);
+  await page.getByTestId('sql-input').fill('SELECT count(*) AS n FROM delta_lake.logs');
+  // The lake commits within a second or so; run until the table has caught up with the live view.
+  await expect(async () => {
+    await page.getByTestId('sql-run').click();
+    await expect(page.getByTestId('sql-result').locator('tbody td').first()).toHaveText(String(expected), {
+      timeout: 2_000,
+    });
+  }).toPass({ timeout: 30_000 });
+  await expect(page.getByTestId('sql-summary')).toContainText('1 rows');
+
+  await page.getByTestId('sql-input').fill('SELECT nope FROM logs');
+  await page.getByTestId('sql-run').click();
+  await expect(page.getByTestId('sql-error')).toContainText('nope');
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what lakepulse needs on a fresh machine, skipping whatever is already there.
+#   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker
+#   install-tools.sh test   the above, plus Chromium, Playwright and the Python Kafka/Delta clients
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-run}
+export PATH="$HOME/.cargo/bin:$PATH"
+VENV=${LAKEPULSE_VENV:-$HOME/.cache/lakepulse/venv}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+TANSU_VERSION=0.6.0
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' Cargo.lock)
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (must match Cargo.lock; several minutes)"
+  # Not --locked: its lock pins a webpki-roots the registry mirror does not serve.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ "$(tansu --version 2>/dev/null | awk '{print $2}')" != "$TANSU_VERSION" ]; then
+  say "installing the tansu broker $TANSU_VERSION (SQLite storage; 10-50 minutes on 2 cores)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+fi
+
+[ "$what" = test ] || exit 0
+
+if ! command -v chromium >/dev/null; then
+  say "installing Chromium (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if [ ! -x end2end/node_modules/.bin/playwright ]; then
+  say "installing Playwright (npm; it uses the system Chromium)"
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+
+if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake' 2>/dev/null; then
+  say "installing the Python clients (confluent-kafka, deltalake) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt
+fi

@@ -1,0 +1,140 @@
+//! The server's surface: server functions for the pages, REST and SSE for everyone else.
+//! Handlers stay thin; the work happens in `pipeline`.
+
+use crate::model::{DashboardSnapshot, QueryResult};
+use leptos::prelude::*;
+
+/// Everything the dashboard shows on first paint.
+#[server]
+pub async fn get_dashboard() -> Result<DashboardSnapshot, ServerFnError> {
+    Ok(expect_context::<http::AppState>().pipeline.dashboard())
+}
+
+/// Runs one read-only SQL query over the lake.
+#[server]
+pub async fn run_query(sql: String) -> Result<QueryResult, ServerFnError> {
+    let state = expect_context::<http::AppState>();
+    state
+        .pipeline
+        .query
+        .run(&sql)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+#[cfg(feature = "ssr")]
+pub mod http {
+    use crate::app::{shell, App};
+    use crate::model::{sse, Health, LogEvent, LogFilter, MetricsSnapshot};
+    use crate::pipeline::live::SseFrame;
+    use crate::pipeline::Pipeline;
+    use axum::extract::{FromRef, Query, State};
+    use axum::http::StatusCode;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use futures::stream::{self, Stream, StreamExt};
+    use leptos::prelude::LeptosOptions;
+    use leptos_axum::{generate_route_list, LeptosRoutes};
+    use serde::Deserialize;
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+    use tokio_stream::wrappers::BroadcastStream;
+
+    /// Largest accepted request body (a SQL query is small).
+    const MAX_BODY_BYTES: usize = 256 * 1024;
+
+    #[derive(Clone, FromRef)]
+    pub struct AppState {
+        pub leptos_options: LeptosOptions,
+        pub pipeline: Arc<Pipeline>,
+    }
+
+    pub fn router(state: AppState) -> Router {
+        let routes = generate_route_list(App);
+        let options = state.leptos_options.clone();
+        Router::new()
+            .route("/health", get(health))
+            .route("/api/metrics", get(metrics))
+            .route("/api/logs", get(logs))
+            .route("/api/query", post(query))
+            .route("/events", get(events))
+            .leptos_routes(&state, routes, move || shell(options.clone()))
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                MAX_BODY_BYTES,
+            ))
+            .with_state(state)
+    }
+
+    async fn health(State(pipeline): State<Arc<Pipeline>>) -> Json<Health> {
+        Json(pipeline.health())
+    }
+
+    async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> Json<MetricsSnapshot> {
+        Json(pipeline.live.metrics())
+    }
+
+    async fn logs(
+        State(pipeline): State<Arc<Pipeline>>,
+        Query(filter): Query<LogFilter>,
+    ) -> Json<Vec<LogEvent>> {
+        Json(pipeline.live.recent_logs(&filter))
+    }
+
+    #[derive(Deserialize)]
+    struct QueryRequest {
+        query: String,
+    }
+
+    async fn query(
+        State(pipeline): State<Arc<Pipeline>>,
+        Json(request): Json<QueryRequest>,
+    ) -> Response {
+        match pipeline.query.run(&request.query).await {
+            Ok(result) => Json(result).into_response(),
+            Err(error) => {
+                let status = if error.is_client_error() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                (
+                    status,
+                    Json(serde_json::json!({ "error": error.to_string() })),
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    /// The live stream: current metrics and health at once, then every frame the pipeline publishes.
+    async fn events(
+        State(pipeline): State<Arc<Pipeline>>,
+    ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+        let (frames, client) = pipeline.live.subscribe();
+        let first = [
+            frame(sse::METRICS, &pipeline.live.metrics()),
+            frame(sse::HEALTH, &pipeline.health()),
+        ];
+        let live = BroadcastStream::new(frames).map(move |frame| {
+            let _counted_while_connected = &client;
+            Ok(match frame {
+                Ok(SseFrame { event, data }) => Event::default().event(event).data(&*data),
+                Err(BroadcastStreamRecvError::Lagged(skipped)) => {
+                    Event::default().event("lagged").data(skipped.to_string())
+                }
+            })
+        });
+        Sse::new(stream::iter(first.map(Ok)).chain(live)).keep_alive(KeepAlive::default())
+    }
+
+    fn frame<T: serde::Serialize>(name: &'static str, payload: &T) -> Event {
+        Event::default()
+            .event(name)
+            .json_data(payload)
+            .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()))
+    }
+}

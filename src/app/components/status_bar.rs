@@ -1,0 +1,63 @@
+//! One line per stage: is it up, and why not.
+
+use crate::app::format;
+use crate::model::{Health, StageState};
+use leptos::prelude::*;
+
+#[component]
+pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl IntoView {
+    let kafka = move || {
+        let h = health.get();
+        let origin = if h.kafka.embedded {
+            "embedded broker"
+        } else {
+            "cluster"
+        };
+        format!(
+            "{} Kafka {} ({origin}) · topic {} · {}",
+            h.kafka.state.icon(),
+            h.kafka.brokers,
+            h.kafka.topic,
+            h.kafka.detail
+        )
+    };
+    let lake = move || {
+        let h = health.get();
+        let version = h.lake.version.map_or("–".to_owned(), |v| v.to_string());
+        let last = h.lake.last_commit.map_or("no commit yet".to_owned(), |t| {
+            format!("last commit {}", t.format("%H:%M:%S"))
+        });
+        format!(
+            "{} Delta Lake v{version} · {} rows committed · {last}",
+            h.lake.state.icon(),
+            format::count(h.lake.rows_committed as f64)
+        )
+    };
+    let stream = move || {
+        let state = link.get();
+        let text = match state {
+            StageState::Connecting => "connecting",
+            StageState::Connected => "live",
+            StageState::Partial => "partial",
+            StageState::Down => "disconnected, retrying",
+        };
+        format!(
+            "{} Live stream {text} · {} viewers",
+            state.icon(),
+            health.get().sse_clients
+        )
+    };
+    view! {
+        <section class="status" aria-label="Pipeline status">
+            <span data-testid="status-kafka" title=move || health.get().kafka.detail>{kafka}</span>
+            <span data-testid="status-lake" title=move || health.get().lake.detail>{lake}</span>
+            <span data-testid="status-sql">"🟢 SQL DataFusion"</span>
+            <span data-testid="status-stream" data-state=move || format!("{:?}", link.get()).to_lowercase()>
+                {stream}
+            </span>
+            <Show when=move || health.get().demo_traffic>
+                <span class="badge" data-testid="status-demo">"demo traffic (DEMO=0 turns it off)"</span>
+            </Show>
+        </section>
+    }
+}

@@ -1,0 +1,109 @@
+//! The browser's end of `GET /events`: SSE frames land in signals the components read.
+
+use crate::model::{Health, LogEvent, MetricsSnapshot, StageState};
+use leptos::prelude::*;
+
+/// How many live log lines the dashboard keeps.
+pub const LOG_LINES: usize = 50;
+
+#[derive(Clone, Copy)]
+pub struct LiveSignals {
+    pub metrics: RwSignal<MetricsSnapshot>,
+    pub health: RwSignal<Health>,
+    pub logs: RwSignal<Vec<LogEvent>>,
+    /// The state of this browser's own link to the server.
+    pub link: RwSignal<StageState>,
+}
+
+/// Opens the stream once the page is live in a browser; on the server it does nothing.
+pub fn connect(signals: LiveSignals) {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        browser::open(signals);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = signals;
+    });
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use super::{LiveSignals, LOG_LINES};
+    use crate::model::{sse, StageState};
+    use leptos::prelude::*;
+    use send_wrapper::SendWrapper;
+    use serde::de::DeserializeOwned;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    use web_sys::{Event, EventSource, MessageEvent};
+
+    struct Subscription {
+        source: EventSource,
+        _listeners: Vec<Closure<dyn FnMut(Event)>>,
+    }
+
+    impl Drop for Subscription {
+        fn drop(&mut self) {
+            self.source.close();
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(event: &Event) -> Option<T> {
+        let text = event.dyn_ref::<MessageEvent>()?.data().as_string()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn open(signals: LiveSignals) {
+        let Ok(source) = EventSource::new("/events") else {
+            signals.link.set(StageState::Down);
+            return;
+        };
+        let mut listeners = Vec::new();
+        let mut listen = |name: &str, handler: Box<dyn FnMut(Event)>| {
+            let closure = Closure::wrap(handler);
+            let _ = source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+            listeners.push(closure);
+        };
+        listen(
+            "open",
+            Box::new(move |_| signals.link.set(StageState::Connected)),
+        );
+        // EventSource reconnects by itself; until it does, the page says it is cut off.
+        listen(
+            "error",
+            Box::new(move |_| signals.link.set(StageState::Down)),
+        );
+        listen(
+            sse::METRICS,
+            Box::new(move |e| {
+                if let Some(m) = parse(&e) {
+                    signals.metrics.set(m);
+                    signals.link.set(StageState::Connected);
+                }
+            }),
+        );
+        listen(
+            sse::HEALTH,
+            Box::new(move |e| {
+                if let Some(h) = parse(&e) {
+                    signals.health.set(h);
+                }
+            }),
+        );
+        listen(
+            sse::LOG,
+            Box::new(move |e| {
+                if let Some(event) = parse(&e) {
+                    signals.logs.update(|logs| {
+                        logs.insert(0, event);
+                        logs.truncate(LOG_LINES);
+                    });
+                }
+            }),
+        );
+        let subscription = SendWrapper::new(Subscription {
+            source,
+            _listeners: listeners,
+        });
+        on_cleanup(move || drop(subscription));
+    }
+}

@@ -1,0 +1,50 @@
+//! The UI, rendered on the server and hydrated in the browser.
+
+pub mod components;
+pub mod format;
+pub mod live;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, StaticSegment};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/lakepulse.css" />
+        <Title text="lakepulse" />
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">"lakepulse"</a>
+                <span class="tagline">"Kafka → live · Delta Lake · SQL"</span>
+            </header>
+            <main>
+                // Async: the page waits for its data so the first HTML already has the numbers.
+                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                    <Route path=StaticSegment("") view=pages::dashboard::DashboardPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

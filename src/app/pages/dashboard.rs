@@ -1,0 +1,43 @@
+//! `/`: the overview people keep open.
+
+use crate::api::get_dashboard;
+use crate::app::components::{
+    log_list::LogList, metrics_grid::MetricsGrid, sql_box::SqlBox, status_bar::StatusBar,
+};
+use crate::app::live::{connect, LiveSignals};
+use crate::model::{DashboardSnapshot, StageState};
+use leptos::prelude::*;
+
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let snapshot = Resource::new_blocking(|| (), |_| get_dashboard());
+    view! {
+        <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match snapshot.await {
+                    Ok(snapshot) => view! { <LiveDashboard snapshot /> }.into_any(),
+                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
+    let signals = LiveSignals {
+        metrics: RwSignal::new(snapshot.metrics),
+        health: RwSignal::new(snapshot.health),
+        logs: RwSignal::new(snapshot.recent_logs),
+        link: RwSignal::new(StageState::Connecting),
+    };
+    connect(signals);
+    view! {
+        <StatusBar health=signals.health link=signals.link />
+        <MetricsGrid metrics=signals.metrics />
+        <div class="panels">
+            <LogList logs=signals.logs />
+            <SqlBox />
+        </div>
+    }
+}

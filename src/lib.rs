@@ -1,0 +1,18 @@
+//! lakepulse: Kafka web-request events → live dashboard (SSE), Delta Lake table, DataFusion SQL.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod app;
+pub mod model;
+#[cfg(feature = "ssr")]
+pub mod pipeline;
+#[cfg(feature = "ssr")]
+pub mod tools;
+
+/// The browser entry point: takes over the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,94 @@
+use anyhow::Context;
+use clap::Parser;
+use lakepulse::api::http::{router, AppState};
+use lakepulse::pipeline::config::{Cli, Command, ServeConfig};
+use lakepulse::pipeline::Pipeline;
+use lakepulse::tools;
+use leptos::prelude::LeptosOptions;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tracing_subscriber::EnvFilter;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// delta-rs and its kernel narrate every snapshot at info level.
+const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        None => Cli::parse_from(["lakepulse", "serve"])
+            .command
+            .context("`serve` is a subcommand")?,
+    };
+    match command {
+        Command::Serve(config) => serve(config).await,
+        Command::Gen(config) => tools::gen::run(config).await,
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(&config)
+        .await
+        .context("starting the pipeline")?;
+    let health = pipeline.health();
+    let addr = config.listen_addr();
+    let leptos_options = LeptosOptions::builder()
+        .output_name("lakepulse")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let app = router(AppState {
+        leptos_options,
+        pipeline,
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        kafka = %health.kafka.brokers,
+        embedded_broker = health.kafka.embedded,
+        topic = %health.kafka.topic,
+        lake = %health.lake.path,
+        demo = health.demo_traffic,
+        "lakepulse is up"
+    );
+    let stop = Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stopped.notified().await })
+        .into_future();
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => return result.context("serving HTTP"),
+        _ = stop_requested() => stop.notify_one(),
+    }
+    // Requests in flight get a moment to finish; SSE streams never finish by themselves.
+    match tokio::time::timeout(SHUTDOWN_GRACE, serving).await {
+        Ok(result) => result.context("serving HTTP"),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Ctrl-C or SIGTERM. Returning from main then drops every task, and with them the child
+/// processes they own (embedded broker, demo traffic).
+async fn stop_requested() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

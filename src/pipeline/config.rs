@@ -1,0 +1,122 @@
+//! Command line and environment: every knob has a flag, an env var and a sane default.
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakepulse",
+    version,
+    about = "Real-time log analytics over Kafka, Delta Lake and DataFusion"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume the topic, serve the dashboard, land events in Delta, answer SQL (the default).
+    Serve(ServeConfig),
+    /// Produce realistic web-log events to the topic over the Kafka protocol.
+    Gen(GenConfig),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KafkaConfig {
+    /// Bootstrap servers of an existing Kafka cluster; unset starts the embedded broker.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "web-logs")]
+    pub topic: String,
+    /// Port of the embedded broker on 127.0.0.1 (used when KAFKA_BROKERS is unset).
+    #[arg(long, env = "EMBEDDED_BROKER_PORT", default_value_t = 9092)]
+    pub embedded_broker_port: u16,
+}
+
+impl KafkaConfig {
+    pub fn embedded(&self) -> bool {
+        self.brokers.is_none()
+    }
+
+    /// The bootstrap address clients should use.
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.embedded_broker_port))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "lakepulse")]
+    pub group_id: String,
+    /// Partitions of the topic when lakepulse has to create it.
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Where the embedded broker keeps its log and the default lake lives.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The Delta table; defaults to DATA_DIR/delta/web-logs.
+    #[arg(long, env = "DELTA_LAKE_PATH")]
+    pub delta_lake_path: Option<PathBuf>,
+    /// Demo traffic from `lakepulse gen`; on by default only with the embedded broker.
+    #[arg(long, env = "DEMO", value_parser = BoolishValueParser::new())]
+    pub demo: Option<bool>,
+    /// Events per second of demo traffic.
+    #[arg(long, env = "DEMO_RATE", default_value_t = 40)]
+    pub demo_rate: u32,
+    /// Longest time consumed events wait before they are committed to the lake.
+    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
+    pub commit_interval_ms: u64,
+    /// The embedded broker's executable.
+    #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
+    pub tansu_bin: PathBuf,
+    /// Built browser assets (the wasm bundle, CSS, public/).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+}
+
+impl ServeConfig {
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    pub fn lake_path(&self) -> PathBuf {
+        self.delta_lake_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("delta").join("web-logs"))
+    }
+
+    pub fn demo_enabled(&self) -> bool {
+        self.demo.unwrap_or(self.kafka.embedded())
+    }
+
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms.max(10))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenConfig {
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    /// Events per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seconds to run; unset runs until stopped.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+}

@@ -1,0 +1,164 @@
+//! Ingest: the Kafka consumer. Every message is decoded once and handed to the live view and
+//! to the lake; a message that does not decode is counted, logged and its offset still moves on.
+
+use crate::model::{KafkaStatus, StageState};
+use crate::pipeline::decode::decode;
+use crate::pipeline::lake::Consumed;
+use crate::pipeline::live::Live;
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("Kafka client error: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("topic {0} has no partitions")]
+    NoPartitions(String),
+    #[error("metadata lookup did not finish: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+pub fn consumer(bootstrap: &str, group_id: &str) -> Result<Arc<StreamConsumer>, IngestError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group_id)
+        // Offsets live in the Delta table; Kafka's copy is only written after a lake commit.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    Ok(Arc::new(consumer))
+}
+
+/// Partition ids of `topic`, from the broker's metadata.
+pub async fn partitions(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+) -> Result<Vec<i32>, IngestError> {
+    let client = consumer.clone();
+    let name = topic.to_owned();
+    let ids = tokio::task::spawn_blocking(move || {
+        client
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .map(|m| {
+                m.topics()
+                    .iter()
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect::<Vec<_>>()
+            })
+    })
+    .await??;
+    if ids.is_empty() {
+        return Err(IngestError::NoPartitions(topic.to_owned()));
+    }
+    Ok(ids)
+}
+
+/// Reads every partition of `topic`, from the lake's offsets where it has them.
+pub fn assign(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partitions: &[i32],
+    resume_at: &HashMap<i32, i64>,
+) -> Result<(), IngestError> {
+    let mut assignment = TopicPartitionList::new();
+    for &partition in partitions {
+        let offset = resume_at
+            .get(&partition)
+            .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+        assignment.add_partition_offset(topic, partition, offset)?;
+    }
+    consumer.assign(&assignment)?;
+    tracing::info!(topic, ?resume_at, "consuming");
+    Ok(())
+}
+
+/// Mirrors offsets the lake has made durable into Kafka, so Kafka tools see the group's progress.
+pub fn commit_offsets(consumer: &StreamConsumer, topic: &str, next_offsets: &BTreeMap<i32, i64>) {
+    let mut offsets = TopicPartitionList::new();
+    for (&partition, &next) in next_offsets {
+        if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
+            tracing::warn!(%error, partition, "bad offset");
+        }
+    }
+    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
+        tracing::warn!(%error, "could not commit offsets to Kafka (the lake has them)");
+    }
+}
+
+pub async fn run(consumer: Arc<StreamConsumer>, live: Arc<Live>, lake: mpsc::Sender<Consumed>) {
+    loop {
+        let message = match consumer.recv().await {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "Kafka consume error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let value = message.payload().unwrap_or_default();
+        live.record_bytes(value.len());
+        let arrival = message
+            .timestamp()
+            .to_millis()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or_else(Utc::now);
+        let event = match decode(value, arrival) {
+            Ok(event) => {
+                live.record(event.clone());
+                Some(event)
+            }
+            Err(error) => {
+                live.record_malformed(error.reason());
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    reason = error.reason(),
+                    %error,
+                    "malformed message set aside"
+                );
+                None
+            }
+        };
+        let consumed = Consumed {
+            partition: message.partition(),
+            offset: message.offset(),
+            event,
+        };
+        if lake.send(consumed).await.is_err() {
+            tracing::error!("the lake stopped; ingest stops with it");
+            return;
+        }
+    }
+}
+
+/// Keeps the Kafka line of the status honest by asking the broker for the topic every few seconds.
+pub async fn watch_connection(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    status: Arc<RwLock<KafkaStatus>>,
+) {
+    loop {
+        let probe = partitions(&consumer, &topic).await;
+        {
+            let mut status = status.write().unwrap_or_else(|e| e.into_inner());
+            match probe {
+                Ok(ids) => {
+                    status.state = StageState::Connected;
+                    status.detail = format!("{} partitions", ids.len());
+                }
+                Err(error) => {
+                    status.state = StageState::Down;
+                    status.detail = error.to_string();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}

@@ -1,0 +1,204 @@
+//! The server side, one file per stage. `Pipeline` wires the stages together and reports on them.
+
+pub mod broker;
+pub mod config;
+pub mod decode;
+pub mod ingest;
+pub mod lake;
+pub mod live;
+pub mod metrics;
+pub mod query;
+
+use crate::model::{
+    sse, DashboardSnapshot, Health, KafkaStatus, LakeStatus, LogFilter, StageState,
+};
+use broker::{BrokerError, EmbeddedBroker};
+use config::ServeConfig;
+use ingest::IngestError;
+use lake::{LakeError, LakeSink};
+use live::Live;
+use query::QueryEngine;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Events kept for the live log view.
+const RECENT_LOG_CAPACITY: usize = 10_000;
+/// Rows that force a commit before the interval is up.
+const MAX_ROWS_PER_COMMIT: usize = 50_000;
+/// Consumed messages in flight between ingest and the lake.
+const LAKE_CHANNEL_CAPACITY: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("could not start demo traffic: {0}")]
+    Demo(std::io::Error),
+}
+
+pub struct Pipeline {
+    started: Instant,
+    pub live: Arc<Live>,
+    pub query: QueryEngine,
+    kafka: Arc<RwLock<KafkaStatus>>,
+    lake: Arc<RwLock<LakeStatus>>,
+    demo_traffic: bool,
+    // Owned so that they stop when the pipeline does.
+    _broker: Option<EmbeddedBroker>,
+    _demo: Option<AbortOnDrop>,
+}
+
+impl Pipeline {
+    pub async fn start(config: &ServeConfig) -> Result<Arc<Self>, PipelineError> {
+        let started = Instant::now();
+        let topic = config.kafka.topic.clone();
+        let broker = match config.kafka.embedded() {
+            true => Some(
+                EmbeddedBroker::start(
+                    &config.tansu_bin,
+                    config.kafka.embedded_broker_port,
+                    &config.data_dir.join("broker"),
+                )
+                .await?,
+            ),
+            false => None,
+        };
+        let bootstrap = config.kafka.bootstrap();
+        broker::wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
+        broker::ensure_topic(&bootstrap, &topic, config.partitions).await?;
+
+        let table_url = lake::table_url(&config.lake_path())?;
+        let table = lake::open_or_create(&table_url).await?;
+        let consumer = ingest::consumer(&bootstrap, &config.group_id)?;
+        let partitions = ingest::partitions(&consumer, &topic).await?;
+        let resume_at =
+            lake::committed_offsets(&table, &config.group_id, &topic, &partitions).await?;
+        ingest::assign(&consumer, &topic, &partitions, &resume_at)?;
+
+        let kafka = Arc::new(RwLock::new(KafkaStatus {
+            state: StageState::Connected,
+            brokers: bootstrap.clone(),
+            embedded: broker.is_some(),
+            topic: topic.clone(),
+            group_id: config.group_id.clone(),
+            detail: format!("{} partitions", partitions.len()),
+        }));
+        let lake_status = Arc::new(RwLock::new(lake::initial_status(&table_url, &table)));
+
+        let live = Arc::new(Live::new(started, RECENT_LOG_CAPACITY));
+        let (to_lake, lake_input) = tokio::sync::mpsc::channel(LAKE_CHANNEL_CAPACITY);
+        let offsets_consumer = consumer.clone();
+        let offsets_topic = topic.clone();
+        let sink = LakeSink::new(
+            table,
+            &config.group_id,
+            &topic,
+            lake_status.clone(),
+            move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
+        );
+        tokio::spawn(sink.run(lake_input, config.commit_interval(), MAX_ROWS_PER_COMMIT));
+        tokio::spawn(ingest::run(consumer.clone(), live.clone(), to_lake));
+        tokio::spawn(ingest::watch_connection(
+            consumer,
+            topic.clone(),
+            kafka.clone(),
+        ));
+
+        let demo = match config.demo_enabled() {
+            true => Some(start_demo_traffic(&bootstrap, &topic, config.demo_rate)?),
+            false => None,
+        };
+        let pipeline = Arc::new(Pipeline {
+            started,
+            live,
+            query: QueryEngine::new(table_url),
+            kafka,
+            lake: lake_status,
+            demo_traffic: demo.is_some(),
+            _broker: broker,
+            _demo: demo,
+        });
+        tokio::spawn(publish_every_second(Arc::downgrade(&pipeline)));
+        Ok(pipeline)
+    }
+
+    pub fn health(&self) -> Health {
+        let kafka = self.kafka.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let lake = self.lake.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let healthy = kafka.state == StageState::Connected && lake.state != StageState::Down;
+        Health {
+            status: if healthy { "healthy" } else { "degraded" }.to_owned(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            kafka,
+            lake,
+            demo_traffic: self.demo_traffic,
+            sse_clients: self.live.sse_clients(),
+        }
+    }
+
+    pub fn dashboard(&self) -> DashboardSnapshot {
+        DashboardSnapshot {
+            health: self.health(),
+            metrics: self.live.metrics(),
+            recent_logs: self.live.recent_logs(&LogFilter {
+                limit: Some(50),
+                ..LogFilter::default()
+            }),
+        }
+    }
+}
+
+/// Stops a background task, and whatever child process it owns, when dropped.
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Demo traffic is a separate producer process speaking the Kafka protocol, like any service.
+fn start_demo_traffic(
+    bootstrap: &str,
+    topic: &str,
+    rate: u32,
+) -> Result<AbortOnDrop, PipelineError> {
+    let exe = std::env::current_exe().map_err(PipelineError::Demo)?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["gen", "--rate", &rate.to_string()])
+        .env("KAFKA_BROKERS", bootstrap)
+        .env("KAFKA_TOPIC", topic)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(PipelineError::Demo)?;
+    tracing::info!(
+        rate,
+        pid = child.id(),
+        "demo traffic on (lakepulse gen); DEMO=0 turns it off"
+    );
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        match child.wait().await {
+            Ok(status) => tracing::warn!(%status, "demo traffic stopped"),
+            Err(error) => tracing::warn!(%error, "lost the demo traffic process"),
+        }
+    })))
+}
+
+async fn publish_every_second(pipeline: std::sync::Weak<Pipeline>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(pipeline) = pipeline.upgrade() else {
+            return;
+        };
+        pipeline
+            .live
+            .publish(sse::METRICS, &pipeline.live.metrics());
+        pipeline.live.publish(sse::HEALTH, &pipeline.health());
+    }
+}

@@ -1,0 +1,301 @@
+//! `lakepulse gen`: realistic web-request events over the Kafka protocol. Traffic has a
+//! daily-ish rhythm of its own: a steady mix of endpoints, sessions and users, with an error
+//! burst and a slow period recurring on a fixed schedule so the dashboard has something to show.
+
+use crate::model::LogEvent;
+use crate::pipeline::config::GenConfig;
+use crate::pipeline::decode::level_for_status;
+use anyhow::Context;
+use chrono::Utc;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use std::time::{Duration, Instant};
+
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    source: &'static str,
+    weight: u32,
+    median_ms: f64,
+    median_bytes: f64,
+}
+
+const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/api/products",
+        source: "catalog-service",
+        weight: 22,
+        median_ms: 45.0,
+        median_bytes: 8_200.0,
+    },
+    Route {
+        method: "GET",
+        path: "/api/products/{id}",
+        source: "catalog-service",
+        weight: 18,
+        median_ms: 30.0,
+        median_bytes: 2_100.0,
+    },
+    Route {
+        method: "GET",
+        path: "/api/search",
+        source: "search-service",
+        weight: 12,
+        median_ms: 140.0,
+        median_bytes: 5_400.0,
+    },
+    Route {
+        method: "POST",
+        path: "/api/cart",
+        source: "cart-service",
+        weight: 9,
+        median_ms: 70.0,
+        median_bytes: 640.0,
+    },
+    Route {
+        method: "POST",
+        path: "/api/checkout",
+        source: "payment-service",
+        weight: 4,
+        median_ms: 260.0,
+        median_bytes: 900.0,
+    },
+    Route {
+        method: "POST",
+        path: "/api/login",
+        source: "auth-service",
+        weight: 5,
+        median_ms: 110.0,
+        median_bytes: 420.0,
+    },
+    Route {
+        method: "GET",
+        path: "/api/orders",
+        source: "order-service",
+        weight: 6,
+        median_ms: 85.0,
+        median_bytes: 3_300.0,
+    },
+    Route {
+        method: "GET",
+        path: "/api/users/{id}",
+        source: "auth-service",
+        weight: 5,
+        median_ms: 35.0,
+        median_bytes: 1_200.0,
+    },
+    Route {
+        method: "GET",
+        path: "/static/app.js",
+        source: "web-frontend",
+        weight: 12,
+        median_ms: 4.0,
+        median_bytes: 182_000.0,
+    },
+    Route {
+        method: "GET",
+        path: "/health",
+        source: "api-gateway",
+        weight: 7,
+        median_ms: 1.5,
+        median_bytes: 60.0,
+    },
+];
+
+/// Every 2 minutes, 12 s in which payments and checkout fail often.
+const ERROR_BURST: (u64, u64) = (120, 12);
+/// Every 3 minutes, 20 s in which search is five times slower.
+const SLOW_PERIOD: (u64, u64) = (180, 20);
+
+struct Session {
+    id: String,
+    user: Option<String>,
+    ip: String,
+}
+
+struct Traffic {
+    rng: StdRng,
+    sessions: Vec<Session>,
+    next_session: u64,
+    latency_spread: LogNormal<f64>,
+    total_weight: u32,
+}
+
+impl Traffic {
+    fn new() -> Self {
+        let mut traffic = Traffic {
+            rng: StdRng::from_os_rng(),
+            sessions: Vec::new(),
+            next_session: 0,
+            latency_spread: LogNormal::new(0.0, 0.45).expect("valid log-normal parameters"),
+            total_weight: ROUTES.iter().map(|r| r.weight).sum(),
+        };
+        traffic.sessions = (0..400).map(|_| traffic.new_session()).collect();
+        traffic
+    }
+
+    fn new_session(&mut self) -> Session {
+        self.next_session += 1;
+        let user = self
+            .rng
+            .random_bool(0.7)
+            .then(|| format!("user-{}", self.rng.random_range(1..=5_000)));
+        let ip = if self.rng.random_bool(0.1) {
+            format!(
+                "2001:db8:{:x}::{:x}",
+                self.rng.random_range(1..0xffff),
+                self.rng.random_range(1..0xffff)
+            )
+        } else {
+            format!(
+                "{}.{}.{}.{}",
+                [203, 198, 192, 100][self.rng.random_range(0..4)],
+                self.rng.random_range(0..=255),
+                self.rng.random_range(0..=255),
+                self.rng.random_range(1..=254)
+            )
+        };
+        Session {
+            id: format!("sess-{:x}-{}", self.rng.random::<u32>(), self.next_session),
+            user,
+            ip,
+        }
+    }
+
+    fn pick_route(&mut self) -> &'static Route {
+        let mut ticket = self.rng.random_range(0..self.total_weight);
+        for route in ROUTES {
+            if ticket < route.weight {
+                return route;
+            }
+            ticket -= route.weight;
+        }
+        &ROUTES[0]
+    }
+
+    fn event(&mut self, elapsed_secs: u64) -> LogEvent {
+        let in_burst = elapsed_secs % ERROR_BURST.0 >= ERROR_BURST.0 - ERROR_BURST.1;
+        let in_slow = elapsed_secs % SLOW_PERIOD.0 >= SLOW_PERIOD.0 - SLOW_PERIOD.1;
+        // Sessions come and go.
+        if self.rng.random_bool(0.01) {
+            let slot = self.rng.random_range(0..self.sessions.len());
+            self.sessions[slot] = self.new_session();
+        }
+        let route = self.pick_route();
+        let endpoint = route
+            .path
+            .replace("{id}", &self.rng.random_range(1..=60).to_string());
+        let mut response_time = route.median_ms * self.latency_spread.sample(&mut self.rng);
+        if in_slow && route.source == "search-service" {
+            response_time *= 5.0;
+        }
+        let failing = matches!(route.source, "payment-service" | "cart-service");
+        let roll: f64 = self.rng.random();
+        let (status, message) = if in_burst && failing && roll < 0.35 {
+            (503, "upstream payment provider unavailable".to_owned())
+        } else if roll < 0.004 {
+            (
+                500,
+                "unhandled exception: database connection reset".to_owned(),
+            )
+        } else if route.path == "/api/login" && roll < 0.08 {
+            (401, "invalid credentials".to_owned())
+        } else if roll < 0.025 {
+            (404, format!("no route for {endpoint}"))
+        } else if route.method == "POST" {
+            (201, format!("{} {} created", route.method, endpoint))
+        } else if route.path.starts_with("/static") && roll < 0.3 {
+            (304, "not modified".to_owned())
+        } else {
+            (200, format!("{} {} ok", route.method, endpoint))
+        };
+        let bytes = if status == 304 {
+            0
+        } else {
+            (route.median_bytes * self.rng.random_range(0.5..1.5)) as u64
+        };
+        let session = &self.sessions[self.rng.random_range(0..self.sessions.len())];
+        LogEvent {
+            timestamp: Utc::now(),
+            level: level_for_status(status).to_owned(),
+            source: route.source.to_owned(),
+            method: route.method.to_owned(),
+            endpoint,
+            status,
+            response_time: Some((response_time * 100.0).round() / 100.0),
+            user_id: session.user.clone(),
+            session_id: Some(session.id.clone()),
+            ip: Some(session.ip.clone()),
+            bytes,
+            message,
+        }
+    }
+}
+
+pub async fn run(config: GenConfig) -> anyhow::Result<()> {
+    let bootstrap = config.kafka.bootstrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .create()
+        .context("creating the Kafka producer")?;
+    let mut traffic = Traffic::new();
+    let rate = f64::from(config.rate.max(1));
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    let (mut produced, mut failed) = (0u64, 0u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tracing::info!(%bootstrap, topic = %config.kafka.topic, rate, "producing");
+    loop {
+        tick.tick().await;
+        let elapsed = started.elapsed();
+        if config.duration.is_some_and(|d| elapsed.as_secs_f64() >= d) {
+            break;
+        }
+        // Catch up to where the rate says we should be, capped by --count.
+        let due = ((elapsed.as_secs_f64() * rate) as u64).min(config.count.unwrap_or(u64::MAX));
+        while produced < due {
+            let event = traffic.event(elapsed.as_secs());
+            let payload = serde_json::to_vec(&event)?;
+            let key = event.session_id.clone().unwrap_or_default();
+            let record = FutureRecord::to(&config.kafka.topic)
+                .key(&key)
+                .payload(&payload);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    in_flight.push(delivery);
+                    produced += 1;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
+                Err((error, _)) => return Err(error).context("producing an event"),
+            }
+        }
+        while let Some(Some(delivery)) = in_flight.next().now_or_never() {
+            failed += u64::from(!matches!(delivery, Ok(Ok(_))));
+        }
+        if config.count.is_some_and(|c| produced >= c) {
+            break;
+        }
+    }
+    while let Some(delivery) = in_flight.next().await {
+        failed += u64::from(!matches!(delivery, Ok(Ok(_))));
+    }
+    tracing::info!(
+        produced,
+        failed,
+        secs = started.elapsed().as_secs_f64(),
+        "done"
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} of {produced} events were not delivered");
+    }
+    Ok(())
+}

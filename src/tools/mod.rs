@@ -1,0 +1,3 @@
+//! Producers that feed the topic the way real services do.
+
+pub mod gen;

@@ -1,0 +1,16 @@
+"""Reads the lake with the `deltalake` Python package, an independent Delta reader."""
+import json
+import sys
+
+from deltalake import DeltaTable
+
+table = DeltaTable(sys.argv[1])
+rows = table.to_pyarrow_table(columns=["event_id", "status"])
+ids = rows.column("event_id").to_pylist()
+print(json.dumps({
+    "version": table.version(),
+    "rows": rows.num_rows,
+    "distinct_event_ids": len(set(ids)),
+    "errors": sum(1 for s in rows.column("status").to_pylist() if s >= 500),
+    "partition_columns": table.metadata().partition_columns,
+}))

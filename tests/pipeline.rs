@@ -1,0 +1,345 @@
+//! The whole path, as a user runs it: the real binary with its embedded broker, events from
+//! two different Kafka clients, the live API, the SSE stream, SQL, and a second Delta reader.
+#![cfg(feature = "ssr")]
+
+use futures::StreamExt;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "web-logs";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    broker_port: u16,
+    data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (port, broker_port) = (free_port(), free_port());
+        let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+            .arg("serve")
+            .env("PORT", port.to_string())
+            .env("EMBEDDED_BROKER_PORT", broker_port.to_string())
+            .env("DATA_DIR", data_dir.path())
+            .env("DEMO", "0")
+            .env("COMMIT_INTERVAL_MS", "300")
+            .env_remove("KAFKA_BROKERS")
+            .env_remove("DELTA_LAKE_PATH")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start lakepulse");
+        Server {
+            child,
+            port,
+            broker_port,
+            data_dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.broker_port)
+    }
+
+    fn lake_path(&self) -> PathBuf {
+        self.data_dir.path().join("delta").join("web-logs")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM, so lakepulse stops its embedded broker on the way out.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+/// Polls `probe` until it returns Some or `within` runs out.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, server: &Server, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}\n--- server log ---\n{}",
+                server.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn python() -> PathBuf {
+    let venv = std::env::var("LAKEPULSE_VENV").expect(
+        "LAKEPULSE_VENV must name the venv with the Python clients (`make test` sets it up)",
+    );
+    Path::new(&venv).join("bin").join("python")
+}
+
+fn run_python(args: &[&str]) -> String {
+    let script_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clients");
+    let output = Command::new(python())
+        .arg(script_dir.join(args[0]))
+        .args(&args[1..])
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        args[0],
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+async fn produce_with_rdkafka(brokers: &str, values: &[Vec<u8>]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for (i, value) in values.iter().enumerate() {
+        let key = i.to_string();
+        producer
+            .send(
+                FutureRecord::to(TOPIC).key(&key).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+    }
+}
+
+async fn sql(client: &reqwest::Client, server: &Server, query: &str) -> (u16, Value) {
+    let response = client
+        .post(server.url("/api/query"))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("query request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json answer"))
+}
+
+#[tokio::test]
+async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader() {
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    let health: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(health["kafka"]["embedded"], true);
+    assert_eq!(health["kafka"]["brokers"], server.brokers());
+    assert_eq!(health["demoTraffic"], false);
+
+    const RDKAFKA_EVENTS: usize = 400;
+    const PYTHON_EVENTS: usize = 250;
+    const TOTAL: u64 = (RDKAFKA_EVENTS + PYTHON_EVENTS) as u64;
+    let mut values: Vec<Vec<u8>> = (0..RDKAFKA_EVENTS)
+        .map(|i| {
+            json!({
+                "timestamp": "2026-11-29T10:00:00.000Z",
+                "level": if i % 20 == 0 { "ERROR" } else { "INFO" },
+                "source": "rust-test",
+                "method": "POST",
+                "endpoint": format!("/api/test/{}", i % 5),
+                "status": if i % 20 == 0 { 503 } else { 201 },
+                "responseTime": 40.0 + (i % 50) as f64,
+                "userId": format!("u{}", i % 9),
+                "sessionId": format!("s{}", i % 17),
+                "ip": "2001:db8::1",
+                "bytes": 1000,
+                "message": "created",
+            })
+            .to_string()
+            .into_bytes()
+        })
+        .collect();
+    // Not events: counted and set aside, never a row and never a crash.
+    values.push(b"this is not an event".to_vec());
+    values.push(br#"{"endpoint":"/truncated","sta"#.to_vec());
+    values.push(b"{\"endpoint\":\"\xff\xfe\"}".to_vec());
+    values.push(br#"{"endpoint":"/missing-status"}"#.to_vec());
+    produce_with_rdkafka(&server.brokers(), &values).await;
+    let produced = run_python(&[
+        "produce.py",
+        "--brokers",
+        &server.brokers(),
+        "--topic",
+        TOPIC,
+        "--count",
+        &PYTHON_EVENTS.to_string(),
+    ]);
+    assert!(produced.contains(&format!("produced {PYTHON_EVENTS}")));
+
+    let metrics: Value = eventually(
+        Duration::from_secs(30),
+        "all events in the metrics",
+        &server,
+        || async {
+            let m: Value = client
+                .get(server.url("/api/metrics"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (m["totalRequests"].as_u64()? >= TOTAL).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(metrics["totalRequests"], TOTAL);
+    assert_eq!(
+        metrics["totalErrors"],
+        (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64
+    );
+    assert_eq!(metrics["malformed"]["not_access_log"], 1);
+    assert_eq!(metrics["malformed"]["invalid_json"], 1);
+    assert_eq!(metrics["malformed"]["not_utf8"], 1);
+    assert_eq!(metrics["malformed"]["missing_field"], 1);
+    for field in [
+        "eventsPerSec",
+        "errorRate",
+        "avgResponseTime",
+        "activeSessions",
+        "dataProcessed",
+        "lastUpdate",
+    ] {
+        assert!(!metrics[field].is_null(), "metrics lack {field}: {metrics}");
+    }
+
+    let logs: Value = client
+        .get(server.url("/api/logs?limit=5&source=python-client"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let logs = logs.as_array().expect("a list of events");
+    assert_eq!(logs.len(), 5);
+    assert!(logs.iter().all(|e| e["source"] == "python-client"));
+
+    // SSE: the stream opens with a metrics frame that already counts everything.
+    let response = client.get(server.url("/events")).send().await.expect("SSE");
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let frame = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("SSE chunk")));
+            if let Some(start) = text.find("event: metrics\ndata: ") {
+                let rest = &text[start + "event: metrics\ndata: ".len()..];
+                if let Some(end) = rest.find('\n') {
+                    return serde_json::from_str::<Value>(&rest[..end]).expect("metrics JSON");
+                }
+            }
+        }
+        panic!("SSE stream ended: {text}");
+    })
+    .await
+    .expect("a metrics frame within 10 s");
+    assert_eq!(frame["totalRequests"], TOTAL);
+
+    // SQL sees every event once committed, under both table names.
+    let count: Value = eventually(
+        Duration::from_secs(30),
+        "the lake to hold every event",
+        &server,
+        || async {
+            let (status, answer) = sql(&client, &server, "SELECT count(*) AS n FROM logs").await;
+            (status == 200 && answer["rows"][0][0].as_u64()? == TOTAL).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(count["columns"], json!(["n"]));
+    assert_eq!(count["rowCount"], 1);
+    assert!(count["executionTime"].as_f64().unwrap() > 0.0);
+    let (status, answer) = sql(
+        &client,
+        &server,
+        "SELECT source, count(*) AS n FROM delta_lake.logs GROUP BY source ORDER BY source",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["rows"],
+        json!([
+            ["python-client", PYTHON_EVENTS],
+            ["rust-test", RDKAFKA_EVENTS]
+        ])
+    );
+
+    // A bad query is the client's fault, said clearly.
+    let (status, answer) = sql(&client, &server, "SELECT no_such_column FROM logs").await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("no_such_column"),
+        "{answer}"
+    );
+    let (status, answer) = sql(&client, &server, "DROP TABLE logs").await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Another Delta implementation reads the same rows: every event once.
+    let lake = run_python(&["read_delta.py", server.lake_path().to_str().unwrap()]);
+    let lake: Value = serde_json::from_str(lake.trim()).expect("reader JSON");
+    assert_eq!(lake["rows"], TOTAL);
+    assert_eq!(lake["distinct_event_ids"], TOTAL);
+    assert_eq!(
+        lake["errors"],
+        (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64
+    );
+    assert_eq!(lake["partition_columns"], json!(["event_date"]));
+}
