@@ -96,6 +96,15 @@ pub enum StageState {
 }
 
 impl StageState {
+    pub fn label(self) -> &'static str {
+        match self {
+            StageState::Connecting => "connecting",
+            StageState::Connected => "connected",
+            StageState::Partial => "partial",
+            StageState::Down => "down",
+        }
+    }
+
     pub fn icon(self) -> &'static str {
         match self {
             StageState::Connecting => "⏳",

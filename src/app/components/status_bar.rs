@@ -14,8 +14,9 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
             "cluster"
         };
         format!(
-            "{} Kafka {} ({origin}) · topic {} · {}",
+            "{} Kafka {} · {} ({origin}) · topic {} · {}",
             h.kafka.state.icon(),
+            h.kafka.state.label(),
             h.kafka.brokers,
             h.kafka.topic,
             h.kafka.detail
@@ -28,8 +29,9 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
             format!("last commit {}", t.format("%H:%M:%S"))
         });
         format!(
-            "{} Delta Lake v{version} · {} rows committed · {last}",
+            "{} Delta Lake {} · v{version} · {} rows committed · {last}",
             h.lake.state.icon(),
+            h.lake.state.label(),
             format::count(h.lake.rows_committed as f64)
         )
     };
@@ -48,11 +50,11 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
         )
     };
     view! {
-        <section class="status" aria-label="Pipeline status">
+        <section class="pipeline-status" aria-label="Pipeline status">
             <span data-testid="status-kafka" title=move || health.get().kafka.detail>{kafka}</span>
             <span data-testid="status-lake" title=move || health.get().lake.detail>{lake}</span>
             <span data-testid="status-sql">"🟢 SQL DataFusion"</span>
-            <span data-testid="status-stream" data-state=move || format!("{:?}", link.get()).to_lowercase()>
+            <span data-testid="status-stream" data-state=move || link.get().label()>
                 {stream}
             </span>
             <Show when=move || health.get().demo_traffic>
