@@ -25,8 +25,9 @@ pub async fn run_query(sql: String) -> Result<QueryResult, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub mod http {
     use crate::app::{shell, App};
-    use crate::model::{sse, Health, LogEvent, LogFilter, MetricsSnapshot};
+    use crate::model::{sse, Health, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
     use crate::pipeline::live::SseFrame;
+    use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
     use crate::pipeline::Pipeline;
     use axum::extract::{FromRef, Query, State};
     use axum::http::StatusCode;
@@ -58,6 +59,7 @@ pub mod http {
         Router::new()
             .route("/health", get(health))
             .route("/api/metrics", get(metrics))
+            .route("/api/series", get(series))
             .route("/api/logs", get(logs))
             .route("/api/query", post(query))
             .route("/events", get(events))
@@ -73,8 +75,80 @@ pub mod http {
         Json(pipeline.health())
     }
 
-    async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> Json<MetricsSnapshot> {
-        Json(pipeline.live.metrics())
+    #[derive(Deserialize)]
+    struct MetricsParams {
+        window: Option<String>,
+    }
+
+    fn window(label: Option<&str>) -> Result<Window, BadRequest> {
+        label.map_or(Ok(Window::default()), |label| {
+            Window::parse(label).ok_or_else(|| {
+                BadRequest(format!("unknown window {label:?}: use 1m, 5m, 1h or all"))
+            })
+        })
+    }
+
+    /// A request the client got wrong: HTTP 400 with `{"error": "..."}`.
+    struct BadRequest(String);
+
+    impl IntoResponse for BadRequest {
+        fn into_response(self) -> Response {
+            let body = Json(serde_json::json!({ "error": self.0 }));
+            (StatusCode::BAD_REQUEST, body).into_response()
+        }
+    }
+
+    async fn metrics(
+        State(pipeline): State<Arc<Pipeline>>,
+        Query(params): Query<MetricsParams>,
+    ) -> Result<Json<MetricsSnapshot>, BadRequest> {
+        Ok(Json(
+            pipeline.live.metrics(window(params.window.as_deref())?),
+        ))
+    }
+
+    #[derive(Deserialize)]
+    struct SeriesParams {
+        metric: String,
+        window: Option<String>,
+        step: Option<String>,
+    }
+
+    /// `step` as `10s`, `1m`, `5m` or plain seconds.
+    fn parse_step(step: &str) -> Option<i64> {
+        let (number, unit) = match step.strip_suffix('s') {
+            Some(n) => (n, 1),
+            None => match step.strip_suffix('m') {
+                Some(n) => (n, 60),
+                None => (step, 1),
+            },
+        };
+        number
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| n * unit)
+    }
+
+    async fn series(
+        State(pipeline): State<Arc<Pipeline>>,
+        Query(params): Query<SeriesParams>,
+    ) -> Result<Json<Series>, BadRequest> {
+        let metric = SeriesMetric::parse(&params.metric).ok_or_else(|| {
+            let known: Vec<_> = SeriesMetric::ALL.iter().map(|m| m.name()).collect();
+            BadRequest(format!(
+                "unknown metric {:?}: one of {}",
+                params.metric,
+                known.join(", ")
+            ))
+        })?;
+        let window = window(params.window.as_deref())?;
+        let step = match params.step.as_deref() {
+            None => BUCKET_SECS,
+            Some(step) => parse_step(step)
+                .ok_or_else(|| BadRequest(format!("bad step {step:?}: use e.g. 10s or 1m")))?,
+        };
+        Ok(Json(pipeline.live.series(metric, window, step)))
     }
 
     async fn logs(
@@ -95,18 +169,12 @@ pub mod http {
     ) -> Response {
         match pipeline.query.run(&request.query).await {
             Ok(result) => Json(result).into_response(),
-            Err(error) => {
-                let status = if error.is_client_error() {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                };
-                (
-                    status,
-                    Json(serde_json::json!({ "error": error.to_string() })),
-                )
-                    .into_response()
-            }
+            Err(error) if error.is_client_error() => BadRequest(error.to_string()).into_response(),
+            Err(error) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "error": error.to_string() })),
+            )
+                .into_response(),
         }
     }
 
@@ -116,7 +184,7 @@ pub mod http {
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
         let (frames, client) = pipeline.live.subscribe();
         let first = [
-            frame(sse::METRICS, &pipeline.live.metrics()),
+            frame(sse::METRICS, &pipeline.live.metrics(Window::default())),
             frame(sse::HEALTH, &pipeline.health()),
         ];
         let live = BroadcastStream::new(frames).map(move |frame| {

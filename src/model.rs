@@ -30,17 +30,114 @@ impl LogEvent {
     }
 }
 
-/// The seed's live metrics, computed from consumed events.
+/// What counts as an error everywhere in lakepulse.
+pub const ERROR_DEFINITION: &str = "status >= 500 or level ERROR";
+
+/// The time windows metrics are computed over, by event time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Window {
+    #[serde(rename = "1m")]
+    Minute,
+    #[default]
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "1h")]
+    Hour,
+    /// Since lakepulse started.
+    #[serde(rename = "all")]
+    SinceStart,
+}
+
+impl Window {
+    pub const ALL: [Window; 4] = [
+        Window::Minute,
+        Window::FiveMinutes,
+        Window::Hour,
+        Window::SinceStart,
+    ];
+
+    /// Length in seconds; None for "since start".
+    pub fn seconds(self) -> Option<i64> {
+        match self {
+            Window::Minute => Some(60),
+            Window::FiveMinutes => Some(300),
+            Window::Hour => Some(3600),
+            Window::SinceStart => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Window::Minute => "1m",
+            Window::FiveMinutes => "5m",
+            Window::Hour => "1h",
+            Window::SinceStart => "all",
+        }
+    }
+
+    pub fn parse(label: &str) -> Option<Window> {
+        Window::ALL.into_iter().find(|w| w.label() == label)
+    }
+}
+
+/// Response-time percentiles in ms (None when no event in the window carried a time).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Everything about one window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowStats {
+    pub window: Window,
+    /// Seconds of event time the window covers so far.
+    pub span_secs: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub events_per_sec: f64,
+    /// Percent.
+    pub error_rate: f64,
+    pub avg_response_time: Option<f64>,
+    pub percentiles: Percentiles,
+    pub bytes: u64,
+    /// "2xx" → count, etc.
+    pub by_status: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointStats {
+    pub endpoint: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p95: Option<f64>,
+}
+
+/// The endpoints that stand out in a window, three ways.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointRanking {
+    pub by_volume: Vec<EndpointStats>,
+    pub by_errors: Vec<EndpointStats>,
+    pub by_p95: Vec<EndpointStats>,
+}
+
+/// The live metrics, computed from consumed events. The seed's fields are for the last
+/// minute of event time; `windows` has 1m, 5m, 1h and since start; the breakdowns
+/// (`percentiles`, `byStatus`, `byEndpoint`, `bySource`) are for `window`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSnapshot {
-    /// Events per second over the last 10 seconds of arrival time.
     pub events_per_sec: f64,
-    /// Percent of requests in the last minute that were errors (5xx or level ERROR).
+    /// Percent of requests that were errors (see `errorDefinition`).
     pub error_rate: f64,
-    /// Mean response time in ms over the last minute, of the events that carry one.
+    /// Mean response time in ms, of the events that carry one.
     pub avg_response_time: f64,
-    /// Distinct session ids seen in the last 5 minutes.
+    /// Distinct session ids in the last 5 minutes of event time.
     pub active_sessions: u64,
     /// Bytes of Kafka message values consumed since start.
     pub data_processed: u64,
@@ -48,7 +145,34 @@ pub struct MetricsSnapshot {
     pub total_errors: u64,
     /// Messages that could not be decoded, by reason.
     pub malformed: BTreeMap<String, u64>,
+    /// Wall-clock time of this snapshot.
     pub last_update: DateTime<Utc>,
+    /// The event-time clock the windows end at: the newest event time seen, advanced by the
+    /// wall-clock time since it arrived (so replayed logs land in their own minutes).
+    pub event_time: Option<DateTime<Utc>>,
+    pub error_definition: String,
+    pub windows: Vec<WindowStats>,
+    pub window: Window,
+    pub percentiles: Percentiles,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_endpoint: EndpointRanking,
+    pub by_source: BTreeMap<String, u64>,
+}
+
+/// One point of a chart series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub t: DateTime<Utc>,
+    pub v: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    pub metric: String,
+    pub window: Window,
+    pub step_secs: i64,
+    pub points: Vec<SeriesPoint>,
 }
 
 /// Where the pipeline stands, stage by stage.

@@ -183,10 +183,12 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     const RDKAFKA_EVENTS: usize = 400;
     const PYTHON_EVENTS: usize = 250;
     const TOTAL: u64 = (RDKAFKA_EVENTS + PYTHON_EVENTS) as u64;
+    // Every 20th Rust event is a 503, every 10th Python one a 500.
+    const ERRORS: u64 = (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64;
     let mut values: Vec<Vec<u8>> = (0..RDKAFKA_EVENTS)
         .map(|i| {
             json!({
-                "timestamp": "2026-11-29T10:00:00.000Z",
+                "timestamp": chrono::Utc::now().to_rfc3339(),
                 "level": if i % 20 == 0 { "ERROR" } else { "INFO" },
                 "source": "rust-test",
                 "method": "POST",
@@ -256,6 +258,58 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     ] {
         assert!(!metrics[field].is_null(), "metrics lack {field}: {metrics}");
     }
+
+    // Every window and breakdown, by event time.
+    let all: Value = client
+        .get(server.url("/api/metrics?window=all"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["window"], "all");
+    let windows = all["windows"].as_array().expect("windows");
+    assert_eq!(
+        windows
+            .iter()
+            .map(|w| w["window"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["1m", "5m", "1h", "all"]
+    );
+    assert!(
+        windows.iter().all(|w| w["requests"] == TOTAL),
+        "{windows:?}"
+    );
+    assert!(all["percentiles"]["p95"].as_f64().unwrap() >= 40.0);
+    assert_eq!(all["byStatus"]["2xx"], TOTAL - ERRORS);
+    assert_eq!(all["bySource"]["python-client"], PYTHON_EVENTS);
+    assert_eq!(all["byEndpoint"]["byVolume"].as_array().unwrap().len(), 10);
+    assert!(all["errorDefinition"].as_str().unwrap().contains("500"));
+    let series: Value = client
+        .get(server.url("/api/series?metric=requests&window=1h&step=1m"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let points = series["points"].as_array().expect("points");
+    assert_eq!(points.len(), 60);
+    let plotted: f64 = points.iter().map(|p| p["v"].as_f64().unwrap()).sum();
+    assert_eq!(plotted, TOTAL as f64);
+    let bad = client
+        .get(server.url("/api/metrics?window=2d"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = client
+        .get(server.url("/api/series?metric=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
 
     let logs: Value = client
         .get(server.url("/api/logs?limit=5&source=python-client"))

@@ -1,7 +1,7 @@
 //! The live side: metrics, a ring of recent events, and the broadcast that feeds every SSE client.
 
-use crate::model::{LogEvent, LogFilter, MetricsSnapshot};
-use crate::pipeline::metrics::LiveMetrics;
+use crate::model::{LogEvent, LogFilter, MetricsSnapshot, Series, Window};
+use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use chrono::Utc;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -44,9 +44,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Live {
-    pub fn new(started: Instant, recent_capacity: usize) -> Self {
+    pub fn new(recent_capacity: usize) -> Self {
         Live {
-            metrics: Mutex::new(LiveMetrics::new(started)),
+            metrics: Mutex::new(LiveMetrics::default()),
             recent: Mutex::new(VecDeque::with_capacity(recent_capacity)),
             recent_capacity,
             frames: broadcast::channel(BROADCAST_CAPACITY).0,
@@ -72,8 +72,13 @@ impl Live {
         recent.push_back(event);
     }
 
-    pub fn metrics(&self) -> MetricsSnapshot {
-        lock(&self.metrics).snapshot(Instant::now(), Utc::now())
+    /// Every window, with the breakdowns (endpoints, sources, status) for `detail`.
+    pub fn metrics(&self, detail: Window) -> MetricsSnapshot {
+        lock(&self.metrics).snapshot(Instant::now(), Utc::now(), detail)
+    }
+
+    pub fn series(&self, metric: SeriesMetric, window: Window, step_secs: i64) -> Series {
+        lock(&self.metrics).series(metric, window, step_secs, Instant::now())
     }
 
     /// Newest first.

@@ -1,136 +1,247 @@
-//! Sliding-window metrics over consumed events, by arrival time.
+//! Metrics over consumed events, by event time: 10-second buckets for the last hour plus a
+//! since-start total. Response times go into DDSketches, which merge across buckets, so every
+//! window's percentiles come from the same data with a bounded (1 %) relative error.
 
-use crate::model::{LogEvent, MetricsSnapshot};
+use crate::model::{
+    EndpointRanking, EndpointStats, LogEvent, MetricsSnapshot, Percentiles, Series, SeriesPoint,
+    Window, WindowStats, ERROR_DEFINITION,
+};
 use chrono::{DateTime, Utc};
+use sketches_ddsketch::{Config, DDSketch};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const RATE_WINDOW_SECS: u64 = 10;
-const LATENCY_WINDOW_SECS: u64 = 60;
-const SESSION_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const BUCKET_SECS: i64 = 10;
+const HORIZON_SECS: i64 = 3600;
+const SESSION_WINDOW_SECS: i64 = 300;
+/// Distinct endpoints (and sources) kept per bucket; the rest are summed as "(other)", so a
+/// flood of unique paths cannot exhaust memory.
+const MAX_KEYS_PER_BUCKET: usize = 100;
+const MAX_KEYS_SINCE_START: usize = 2000;
+const OTHER: &str = "(other)";
+const TOP_ENDPOINTS: usize = 10;
+/// Endpoints with fewer requests than this are left out of the p95 ranking: one slow call is no trend.
+const MIN_REQUESTS_FOR_P95_RANK: u64 = 5;
 
-#[derive(Debug, Default, Clone, Copy)]
-struct SecondBucket {
-    requests: u64,
-    errors: u64,
-    timed: u64,
-    response_time_sum: f64,
+fn new_sketch() -> DDSketch {
+    DDSketch::new(Config::new(0.01, 2048, 1e-3))
 }
 
-/// Everything the live metrics are computed from; `now` is passed in so time can be tested.
-#[derive(Debug)]
+fn quantile(sketch: &DDSketch, q: f64) -> Option<f64> {
+    sketch.quantile(q).ok().flatten()
+}
+
+fn percentiles(sketch: &DDSketch) -> Percentiles {
+    Percentiles {
+        p50: quantile(sketch, 0.50),
+        p95: quantile(sketch, 0.95),
+        p99: quantile(sketch, 0.99),
+    }
+}
+
+fn status_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
+fn merge_sketch(into: &mut DDSketch, from: &DDSketch) {
+    // Both sketches share one config, the only case in which a merge can fail.
+    let _ = into.merge(from);
+}
+
+#[derive(Clone)]
+struct Totals {
+    requests: u64,
+    errors: u64,
+    bytes: u64,
+    /// 1xx..5xx.
+    status_classes: [u64; 5],
+    timed: u64,
+    response_time_sum: f64,
+    response_times: DDSketch,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals {
+            requests: 0,
+            errors: 0,
+            bytes: 0,
+            status_classes: [0; 5],
+            timed: 0,
+            response_time_sum: 0.0,
+            response_times: new_sketch(),
+        }
+    }
+}
+
+impl Totals {
+    fn add(&mut self, event: &LogEvent) {
+        self.requests += 1;
+        self.errors += u64::from(event.is_error());
+        self.bytes += event.bytes;
+        self.status_classes[status_class(event.status)] += 1;
+        if let Some(ms) = event.response_time {
+            self.timed += 1;
+            self.response_time_sum += ms;
+            self.response_times.add(ms);
+        }
+    }
+
+    fn merge(&mut self, other: &Totals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.bytes += other.bytes;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *mine += theirs;
+        }
+        self.timed += other.timed;
+        self.response_time_sum += other.response_time_sum;
+        merge_sketch(&mut self.response_times, &other.response_times);
+    }
+
+    fn stats(&self, window: Window, span_secs: f64) -> WindowStats {
+        WindowStats {
+            window,
+            span_secs,
+            requests: self.requests,
+            errors: self.errors,
+            events_per_sec: self.requests as f64 / span_secs,
+            error_rate: percent(self.errors, self.requests),
+            avg_response_time: (self.timed > 0).then(|| self.response_time_sum / self.timed as f64),
+            percentiles: percentiles(&self.response_times),
+            bytes: self.bytes,
+            by_status: self
+                .status_classes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(class, n)| (format!("{}xx", class + 1), *n))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct EndpointTotals {
+    requests: u64,
+    errors: u64,
+    response_times: DDSketch,
+}
+
+impl Default for EndpointTotals {
+    fn default() -> Self {
+        EndpointTotals {
+            requests: 0,
+            errors: 0,
+            response_times: new_sketch(),
+        }
+    }
+}
+
+impl EndpointTotals {
+    fn merge(&mut self, other: &EndpointTotals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        merge_sketch(&mut self.response_times, &other.response_times);
+    }
+}
+
+/// A counting map that folds keys beyond its cap into "(other)".
+fn capped_entry<'a, V: Default>(
+    map: &'a mut HashMap<String, V>,
+    key: &str,
+    cap: usize,
+) -> &'a mut V {
+    let key = if map.contains_key(key) || map.len() < cap {
+        key
+    } else {
+        OTHER
+    };
+    map.entry(key.to_owned()).or_default()
+}
+
+struct Bucket {
+    start: i64,
+    totals: Totals,
+    endpoints: HashMap<String, EndpointTotals>,
+    sources: HashMap<String, u64>,
+}
+
+impl Bucket {
+    fn new(start: i64) -> Self {
+        Bucket {
+            start,
+            totals: Totals::default(),
+            endpoints: HashMap::new(),
+            sources: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, event: &LogEvent, cap: usize) {
+        self.totals.add(event);
+        let endpoint = capped_entry(&mut self.endpoints, &event.endpoint, cap);
+        endpoint.requests += 1;
+        endpoint.errors += u64::from(event.is_error());
+        if let Some(ms) = event.response_time {
+            endpoint.response_times.add(ms);
+        }
+        *capped_entry(&mut self.sources, &event.source, cap) += 1;
+    }
+
+    fn merge(&mut self, other: &Bucket) {
+        self.totals.merge(&other.totals);
+        for (endpoint, totals) in &other.endpoints {
+            capped_entry(&mut self.endpoints, endpoint, MAX_KEYS_SINCE_START).merge(totals);
+        }
+        for (source, n) in &other.sources {
+            *capped_entry(&mut self.sources, source, MAX_KEYS_SINCE_START) += n;
+        }
+    }
+}
+
+/// The newest event time seen and when it arrived; event time moves on with the wall clock
+/// from there, so windows empty out when traffic stops.
+#[derive(Clone, Copy)]
+struct EventClock {
+    latest_micros: i64,
+    seen_at: Instant,
+}
+
+impl EventClock {
+    fn now_micros(&self, now: Instant) -> i64 {
+        let since = now.saturating_duration_since(self.seen_at).as_micros();
+        self.latest_micros
+            .saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
+}
+
 pub struct LiveMetrics {
-    started: Instant,
-    /// (second since start, totals of that second), oldest first, at most a minute's worth.
-    seconds: VecDeque<(u64, SecondBucket)>,
-    session_last_seen: HashMap<String, Instant>,
-    total_requests: u64,
-    total_errors: u64,
+    /// Ascending by start; only the last hour of event time.
+    buckets: VecDeque<Bucket>,
+    since_start: Bucket,
+    first_event_secs: Option<i64>,
+    clock: Option<EventClock>,
+    session_last_seen: HashMap<String, i64>,
     data_processed: u64,
     malformed: BTreeMap<String, u64>,
 }
 
-impl LiveMetrics {
-    pub fn new(started: Instant) -> Self {
+impl Default for LiveMetrics {
+    fn default() -> Self {
         LiveMetrics {
-            started,
-            seconds: VecDeque::with_capacity(LATENCY_WINDOW_SECS as usize + 1),
+            buckets: VecDeque::new(),
+            since_start: Bucket::new(0),
+            first_event_secs: None,
+            clock: None,
             session_last_seen: HashMap::new(),
-            total_requests: 0,
-            total_errors: 0,
             data_processed: 0,
             malformed: BTreeMap::new(),
         }
     }
+}
 
-    /// Counts the bytes of one consumed message, decodable or not.
-    pub fn record_bytes(&mut self, bytes: usize) {
-        self.data_processed += bytes as u64;
-    }
-
-    pub fn record_malformed(&mut self, reason: &str) {
-        *self.malformed.entry(reason.to_owned()).or_default() += 1;
-    }
-
-    pub fn record(&mut self, event: &LogEvent, now: Instant) {
-        let error = event.is_error();
-        self.total_requests += 1;
-        self.total_errors += u64::from(error);
-        let bucket = self.bucket_for(now);
-        bucket.requests += 1;
-        bucket.errors += u64::from(error);
-        if let Some(ms) = event.response_time {
-            bucket.timed += 1;
-            bucket.response_time_sum += ms;
-        }
-        if let Some(session) = &event.session_id {
-            self.session_last_seen.insert(session.clone(), now);
-        }
-    }
-
-    fn second_of(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.started).as_secs()
-    }
-
-    fn bucket_for(&mut self, now: Instant) -> &mut SecondBucket {
-        let second = self.second_of(now);
-        if self.seconds.back().is_none_or(|(s, _)| *s < second) {
-            self.seconds.push_back((second, SecondBucket::default()));
-        }
-        while self
-            .seconds
-            .front()
-            .is_some_and(|(s, _)| *s + LATENCY_WINDOW_SECS < second)
-        {
-            self.seconds.pop_front();
-        }
-        &mut self
-            .seconds
-            .back_mut()
-            .expect("a bucket was just ensured")
-            .1
-    }
-
-    /// Totals of the completed seconds in the last `window` seconds, and how many seconds that covers.
-    fn window(&self, now: Instant, window: u64) -> (SecondBucket, u64) {
-        let current = self.second_of(now);
-        let covered = window.min(current).max(1);
-        let from = current.saturating_sub(covered);
-        let mut sum = SecondBucket::default();
-        for (_, b) in self
-            .seconds
-            .iter()
-            .filter(|(s, _)| *s >= from && *s < current)
-        {
-            sum.requests += b.requests;
-            sum.errors += b.errors;
-            sum.timed += b.timed;
-            sum.response_time_sum += b.response_time_sum;
-        }
-        (sum, covered)
-    }
-
-    pub fn snapshot(&mut self, now: Instant, wall_clock: DateTime<Utc>) -> MetricsSnapshot {
-        self.session_last_seen
-            .retain(|_, seen| now.saturating_duration_since(*seen) <= SESSION_WINDOW);
-        let (rate, rate_secs) = self.window(now, RATE_WINDOW_SECS);
-        let (minute, _) = self.window(now, LATENCY_WINDOW_SECS);
-        MetricsSnapshot {
-            events_per_sec: rate.requests as f64 / rate_secs as f64,
-            error_rate: percent(minute.errors, minute.requests),
-            avg_response_time: if minute.timed == 0 {
-                0.0
-            } else {
-                minute.response_time_sum / minute.timed as f64
-            },
-            active_sessions: self.session_last_seen.len() as u64,
-            data_processed: self.data_processed,
-            total_requests: self.total_requests,
-            total_errors: self.total_errors,
-            malformed: self.malformed.clone(),
-            last_update: wall_clock,
-        }
-    }
+fn bucket_start(secs: i64) -> i64 {
+    secs.div_euclid(BUCKET_SECS) * BUCKET_SECS
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
@@ -141,62 +252,398 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+impl LiveMetrics {
+    /// Counts the bytes of one consumed message, decodable or not.
+    pub fn record_bytes(&mut self, bytes: usize) {
+        self.data_processed += bytes as u64;
+    }
+
+    pub fn record_malformed(&mut self, reason: &str) {
+        *self.malformed.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub fn record(&mut self, event: &LogEvent, now: Instant) {
+        let micros = event.timestamp.timestamp_micros();
+        let secs = event.timestamp.timestamp();
+        if self.clock.is_none_or(|c| micros > c.latest_micros) {
+            self.clock = Some(EventClock {
+                latest_micros: micros,
+                seen_at: now,
+            });
+        }
+        self.first_event_secs = Some(self.first_event_secs.map_or(secs, |f| f.min(secs)));
+        self.since_start.add(event, MAX_KEYS_SINCE_START);
+        if let Some(session) = &event.session_id {
+            let last = self
+                .session_last_seen
+                .entry(session.clone())
+                .or_insert(secs);
+            *last = (*last).max(secs);
+        }
+        let end = self
+            .clock
+            .map_or(secs, |c| c.now_micros(now).div_euclid(1_000_000));
+        let start = bucket_start(secs);
+        let oldest_kept = bucket_start(end) - HORIZON_SECS;
+        if start < oldest_kept {
+            return; // Too late for any window; it still counts since start.
+        }
+        let index = match self.buckets.binary_search_by_key(&start, |b| b.start) {
+            Ok(index) => index,
+            Err(index) => {
+                self.buckets.insert(index, Bucket::new(start));
+                index
+            }
+        };
+        self.buckets[index].add(event, MAX_KEYS_PER_BUCKET);
+        while self.buckets.front().is_some_and(|b| b.start < oldest_kept) {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The window's buckets merged, and the seconds of event time they cover, ending at `end`.
+    fn window(&self, window: Window, end_secs: f64) -> (Bucket, f64) {
+        let first = self.first_event_secs.unwrap_or(0) as f64;
+        let Some(length) = window.seconds() else {
+            let mut all = Bucket::new(0);
+            all.merge(&self.since_start);
+            return (all, (end_secs - first).max(1.0));
+        };
+        let from = bucket_start(end_secs.floor() as i64) - length + BUCKET_SECS;
+        let mut merged = Bucket::new(from);
+        for bucket in self.buckets.iter().filter(|b| b.start >= from) {
+            merged.merge(bucket);
+        }
+        (merged, (end_secs - (from as f64).max(first)).max(1.0))
+    }
+
+    fn event_time_secs(&self, now: Instant) -> Option<f64> {
+        self.clock.map(|c| c.now_micros(now) as f64 / 1e6)
+    }
+
+    /// All windows, with the breakdowns for `detail`.
+    pub fn snapshot(
+        &mut self,
+        now: Instant,
+        wall_clock: DateTime<Utc>,
+        detail: Window,
+    ) -> MetricsSnapshot {
+        let mut snapshot = MetricsSnapshot {
+            data_processed: self.data_processed,
+            total_requests: self.since_start.totals.requests,
+            total_errors: self.since_start.totals.errors,
+            malformed: self.malformed.clone(),
+            last_update: wall_clock,
+            error_definition: ERROR_DEFINITION.to_owned(),
+            window: detail,
+            ..MetricsSnapshot::default()
+        };
+        let Some(end) = self.event_time_secs(now) else {
+            return snapshot;
+        };
+        snapshot.event_time = DateTime::from_timestamp_micros((end * 1e6) as i64);
+        let session_cutoff = end as i64 - SESSION_WINDOW_SECS;
+        self.session_last_seen
+            .retain(|_, seen| *seen >= session_cutoff);
+        snapshot.active_sessions = self.session_last_seen.len() as u64;
+        for window in Window::ALL {
+            let (bucket, span) = self.window(window, end);
+            let stats = bucket.totals.stats(window, span);
+            if window == Window::Minute {
+                snapshot.events_per_sec = stats.events_per_sec;
+                snapshot.error_rate = stats.error_rate;
+                snapshot.avg_response_time = stats.avg_response_time.unwrap_or(0.0);
+            }
+            if window == detail {
+                snapshot.percentiles = stats.percentiles.clone();
+                snapshot.by_status = stats.by_status.clone();
+                snapshot.by_endpoint = rank_endpoints(&bucket.endpoints);
+                snapshot.by_source = bucket.sources.into_iter().collect();
+            }
+            snapshot.windows.push(stats);
+        }
+        snapshot
+    }
+
+    /// One metric over `window` in steps of `step_secs` (a multiple of 10 s), oldest first.
+    pub fn series(
+        &self,
+        metric: SeriesMetric,
+        window: Window,
+        step_secs: i64,
+        now: Instant,
+    ) -> Series {
+        let step = (step_secs.max(BUCKET_SECS) / BUCKET_SECS) * BUCKET_SECS;
+        let length = window.seconds().unwrap_or(HORIZON_SECS);
+        let mut points = Vec::new();
+        if let Some(end) = self.event_time_secs(now) {
+            let last = (end.floor() as i64).div_euclid(step) * step;
+            let mut slot = last - length + step;
+            while slot <= last {
+                let mut totals = Totals::default();
+                for bucket in self
+                    .buckets
+                    .iter()
+                    .filter(|b| b.start >= slot && b.start < slot + step)
+                {
+                    totals.merge(&bucket.totals);
+                }
+                points.push(SeriesPoint {
+                    t: DateTime::from_timestamp(slot, 0).unwrap_or_default(),
+                    v: metric.value(&totals, step),
+                });
+                slot += step;
+            }
+        }
+        Series {
+            metric: metric.name().to_owned(),
+            window,
+            step_secs: step,
+            points,
+        }
+    }
+}
+
+fn rank_endpoints(endpoints: &HashMap<String, EndpointTotals>) -> EndpointRanking {
+    let all: Vec<EndpointStats> = endpoints
+        .iter()
+        .map(|(endpoint, t)| EndpointStats {
+            endpoint: endpoint.clone(),
+            requests: t.requests,
+            errors: t.errors,
+            error_rate: percent(t.errors, t.requests),
+            p95: quantile(&t.response_times, 0.95),
+        })
+        .collect();
+    let top = |mut list: Vec<EndpointStats>, key: &dyn Fn(&EndpointStats) -> f64| {
+        list.sort_by(|a, b| {
+            key(b)
+                .total_cmp(&key(a))
+                .then_with(|| a.endpoint.cmp(&b.endpoint))
+        });
+        list.truncate(TOP_ENDPOINTS);
+        list
+    };
+    EndpointRanking {
+        by_volume: top(all.clone(), &|e| e.requests as f64),
+        by_errors: top(
+            all.iter().filter(|e| e.errors > 0).cloned().collect(),
+            &|e| e.errors as f64,
+        ),
+        by_p95: top(
+            all.into_iter()
+                .filter(|e| e.p95.is_some() && e.requests >= MIN_REQUESTS_FOR_P95_RANK)
+                .collect(),
+            &|e| e.p95.unwrap_or(0.0),
+        ),
+    }
+}
+
+/// The metrics a chart can plot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesMetric {
+    Requests,
+    EventsPerSec,
+    Errors,
+    ErrorRate,
+    AvgResponseTime,
+    P50,
+    P95,
+    P99,
+    Bytes,
+}
+
+impl SeriesMetric {
+    pub const ALL: [SeriesMetric; 9] = [
+        SeriesMetric::Requests,
+        SeriesMetric::EventsPerSec,
+        SeriesMetric::Errors,
+        SeriesMetric::ErrorRate,
+        SeriesMetric::AvgResponseTime,
+        SeriesMetric::P50,
+        SeriesMetric::P95,
+        SeriesMetric::P99,
+        SeriesMetric::Bytes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SeriesMetric::Requests => "requests",
+            SeriesMetric::EventsPerSec => "eventsPerSec",
+            SeriesMetric::Errors => "errors",
+            SeriesMetric::ErrorRate => "errorRate",
+            SeriesMetric::AvgResponseTime => "avgResponseTime",
+            SeriesMetric::P50 => "p50",
+            SeriesMetric::P95 => "p95",
+            SeriesMetric::P99 => "p99",
+            SeriesMetric::Bytes => "bytes",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SeriesMetric> {
+        SeriesMetric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    fn value(self, t: &Totals, step_secs: i64) -> Option<f64> {
+        match self {
+            SeriesMetric::Requests => Some(t.requests as f64),
+            SeriesMetric::EventsPerSec => Some(t.requests as f64 / step_secs as f64),
+            SeriesMetric::Errors => Some(t.errors as f64),
+            SeriesMetric::ErrorRate => (t.requests > 0).then(|| percent(t.errors, t.requests)),
+            SeriesMetric::AvgResponseTime => {
+                (t.timed > 0).then(|| t.response_time_sum / t.timed as f64)
+            }
+            SeriesMetric::P50 => quantile(&t.response_times, 0.50),
+            SeriesMetric::P95 => quantile(&t.response_times, 0.95),
+            SeriesMetric::P99 => quantile(&t.response_times, 0.99),
+            SeriesMetric::Bytes => Some(t.bytes as f64),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::decode::decode;
+    use std::time::Duration;
 
-    fn event(status: u16, response_time: f64, session: &str) -> LogEvent {
+    const T0: i64 = 1_795_000_000; // a bucket boundary: divisible by 10
+
+    fn event(
+        at_secs: f64,
+        status: u16,
+        response_time: f64,
+        endpoint: &str,
+        session: &str,
+    ) -> LogEvent {
+        let ts = DateTime::from_timestamp_micros((at_secs * 1e6) as i64)
+            .unwrap()
+            .to_rfc3339();
         let json = format!(
-            r#"{{"timestamp":"2026-11-29T10:00:00Z","endpoint":"/api/items","status":{status},"responseTime":{response_time},"sessionId":"{session}"}}"#
+            r#"{{"timestamp":"{ts}","endpoint":"{endpoint}","status":{status},"responseTime":{response_time},"sessionId":"{session}","bytes":100,"source":"svc"}}"#
         );
         decode(json.as_bytes(), Utc::now()).unwrap()
     }
 
-    #[test]
-    fn rates_and_averages_come_from_completed_seconds() {
-        let t0 = Instant::now();
-        let mut m = LiveMetrics::new(t0);
-        for second in 0..10u64 {
-            let at = t0 + Duration::from_millis(second * 1000 + 500);
-            for i in 0..20 {
-                let status = if i < 2 { 500 } else { 200 };
-                m.record(&event(status, 100.0 + i as f64, &format!("s{i}")), at);
-            }
+    /// One event every 100 ms of event time for `secs` seconds from T0, all arriving at `now`.
+    fn steady(m: &mut LiveMetrics, secs: i64, now: Instant) {
+        for i in 0..secs * 10 {
+            let status = if i % 20 == 0 { 503 } else { 200 };
+            let endpoint = if i % 2 == 0 { "/a" } else { "/b" };
+            m.record(
+                &event(
+                    T0 as f64 + i as f64 / 10.0,
+                    status,
+                    (i % 100 + 1) as f64,
+                    endpoint,
+                    &format!("s{}", i % 30),
+                ),
+                now,
+            );
         }
-        // 0.1 s into second 10: seconds 0..=9 are complete.
-        let s = m.snapshot(t0 + Duration::from_millis(10_100), Utc::now());
-        assert_eq!(s.total_requests, 200);
-        assert_eq!(s.total_errors, 20);
-        assert_eq!(s.events_per_sec, 20.0);
-        assert_eq!(s.error_rate, 10.0);
-        assert!((s.avg_response_time - 109.5).abs() < 1e-9);
-        assert_eq!(s.active_sessions, 20);
     }
 
     #[test]
-    fn old_seconds_and_sessions_leave_the_windows() {
-        let t0 = Instant::now();
-        let mut m = LiveMetrics::new(t0);
-        m.record(&event(503, 900.0, "old"), t0);
-        let later = t0 + Duration::from_secs(6 * 60);
-        m.record(&event(200, 10.0, "new"), later);
-        let s = m.snapshot(later + Duration::from_secs(1), Utc::now());
-        assert_eq!(s.total_requests, 2, "totals are since start");
-        assert_eq!(s.error_rate, 0.0, "the 503 is older than a minute");
-        assert_eq!(s.avg_response_time, 10.0);
-        assert_eq!(s.active_sessions, 1);
-        assert_eq!(s.events_per_sec, 0.1);
+    fn windows_follow_event_time_not_arrival() {
+        let now = Instant::now();
+        let mut m = LiveMetrics::default();
+        // Ten minutes of traffic, replayed all at once.
+        steady(&mut m, 600, now);
+        let s = m.snapshot(now, Utc::now(), Window::FiveMinutes);
+        assert_eq!(s.event_time.unwrap().timestamp(), T0 + 599);
+        let by_window: HashMap<Window, &WindowStats> =
+            s.windows.iter().map(|w| (w.window, w)).collect();
+        // The last minute: the buckets from 540 s on, 59.9 s of events at 10/s.
+        let minute = by_window[&Window::Minute];
+        assert_eq!(minute.requests, 600);
+        assert!(
+            (minute.events_per_sec - 600.0 / 59.9).abs() < 1e-6,
+            "{}",
+            minute.events_per_sec
+        );
+        assert_eq!(by_window[&Window::FiveMinutes].requests, 3000);
+        assert_eq!(by_window[&Window::Hour].requests, 6000);
+        assert_eq!(by_window[&Window::SinceStart].requests, 6000);
+        assert_eq!(by_window[&Window::SinceStart].errors, 300);
+        assert_eq!(by_window[&Window::SinceStart].error_rate, 5.0);
+        assert_eq!(by_window[&Window::SinceStart].by_status["5xx"], 300);
+        assert_eq!(s.total_requests, 6000);
+        assert_eq!(s.active_sessions, 30);
+        // Response times 1..=100 ms evenly: percentiles within the sketch's 1 %.
+        let p = &by_window[&Window::SinceStart].percentiles;
+        for (got, want) in [(p.p50, 50.0), (p.p95, 95.0), (p.p99, 99.0)] {
+            let got = got.unwrap();
+            assert!((got - want).abs() <= want * 0.02 + 0.5, "{got} vs {want}");
+        }
+        assert_eq!(s.by_endpoint.by_volume.len(), 2);
+        assert_eq!(
+            s.by_endpoint.by_errors[0].endpoint, "/a",
+            "every 20th event is /a and a 503"
+        );
+        assert_eq!(s.by_source["svc"], 3000);
+    }
+
+    #[test]
+    fn windows_empty_out_as_time_passes_without_events() {
+        let now = Instant::now();
+        let mut m = LiveMetrics::default();
+        steady(&mut m, 60, now);
+        let later = now + Duration::from_secs(120);
+        let s = m.snapshot(later, Utc::now(), Window::Minute);
+        assert_eq!(s.windows[0].requests, 0);
+        assert_eq!(s.events_per_sec, 0.0);
+        assert_eq!(s.windows[1].requests, 600, "still inside 5 minutes");
+        assert_eq!(s.total_requests, 600);
+    }
+
+    #[test]
+    fn late_events_count_since_start_only_and_memory_stays_bounded() {
+        let now = Instant::now();
+        let mut m = LiveMetrics::default();
+        m.record(&event(T0 as f64 + 7200.0, 200, 5.0, "/now", "s"), now);
+        m.record(&event(T0 as f64, 500, 5.0, "/old", "s"), now);
+        let s = m.snapshot(now, Utc::now(), Window::Hour);
+        assert_eq!(s.windows[2].requests, 1);
+        assert_eq!(s.total_requests, 2);
+        for i in 0..(MAX_KEYS_PER_BUCKET + 50) {
+            m.record(
+                &event(T0 as f64 + 7200.0, 200, 5.0, &format!("/unique/{i}"), "s"),
+                now,
+            );
+        }
+        assert!(m
+            .buckets
+            .iter()
+            .all(|b| b.endpoints.len() <= MAX_KEYS_PER_BUCKET + 1));
+        assert!(m.buckets.back().unwrap().endpoints.contains_key(OTHER));
+    }
+
+    #[test]
+    fn series_are_aligned_steps_over_the_window() {
+        let now = Instant::now();
+        let mut m = LiveMetrics::default();
+        steady(&mut m, 120, now);
+        let series = m.series(SeriesMetric::Requests, Window::Minute, 10, now);
+        assert_eq!(series.points.len(), 6);
+        assert!(
+            series.points.iter().all(|p| p.v == Some(100.0)),
+            "{series:?}"
+        );
+        assert_eq!(series.points.last().unwrap().t.timestamp(), T0 + 110);
+        let rate = m.series(SeriesMetric::ErrorRate, Window::FiveMinutes, 60, now);
+        assert_eq!(rate.points.len(), 5);
+        assert_eq!(rate.points[0].v, None, "no events that long ago");
+        assert_eq!(rate.points[4].v, Some(5.0));
     }
 
     #[test]
     fn malformed_messages_are_counted_by_reason() {
-        let mut m = LiveMetrics::new(Instant::now());
+        let mut m = LiveMetrics::default();
         m.record_malformed("invalid_json");
         m.record_malformed("invalid_json");
         m.record_malformed("not_utf8");
         m.record_bytes(42);
-        let s = m.snapshot(Instant::now(), Utc::now());
+        let s = m.snapshot(Instant::now(), Utc::now(), Window::Minute);
         assert_eq!(s.malformed.get("invalid_json"), Some(&2));
         assert_eq!(s.malformed.get("not_utf8"), Some(&1));
         assert_eq!(s.data_processed, 42);

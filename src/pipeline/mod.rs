@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod query;
 
 use crate::model::{
-    sse, DashboardSnapshot, Health, KafkaStatus, LakeStatus, LogFilter, StageState,
+    sse, DashboardSnapshot, Health, KafkaStatus, LakeStatus, LogFilter, StageState, Window,
 };
 use broker::{BrokerError, EmbeddedBroker};
 use config::ServeConfig;
@@ -89,7 +89,7 @@ impl Pipeline {
         }));
         let lake_status = Arc::new(RwLock::new(lake::initial_status(&table_url, &table)));
 
-        let live = Arc::new(Live::new(started, RECENT_LOG_CAPACITY));
+        let live = Arc::new(Live::new(RECENT_LOG_CAPACITY));
         let (to_lake, lake_input) = tokio::sync::mpsc::channel(LAKE_CHANNEL_CAPACITY);
         let offsets_consumer = consumer.clone();
         let offsets_topic = topic.clone();
@@ -143,7 +143,7 @@ impl Pipeline {
     pub fn dashboard(&self) -> DashboardSnapshot {
         DashboardSnapshot {
             health: self.health(),
-            metrics: self.live.metrics(),
+            metrics: self.live.metrics(Window::default()),
             recent_logs: self.live.recent_logs(&LogFilter {
                 limit: Some(50),
                 ..LogFilter::default()
@@ -198,7 +198,7 @@ async fn publish_every_second(pipeline: std::sync::Weak<Pipeline>) {
         };
         pipeline
             .live
-            .publish(sse::METRICS, &pipeline.live.metrics());
+            .publish(sse::METRICS, &pipeline.live.metrics(Window::default()));
         pipeline.live.publish(sse::HEALTH, &pipeline.health());
     }
 }
