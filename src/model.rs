@@ -186,6 +186,8 @@ pub struct Health {
     pub lake: LakeStatus,
     pub demo_traffic: bool,
     pub sse_clients: u64,
+    /// Messages set aside (copied to `kafka.deadLetterTopic`), by reason.
+    pub malformed: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,6 +197,7 @@ pub struct KafkaStatus {
     pub brokers: String,
     pub embedded: bool,
     pub topic: String,
+    pub dead_letter_topic: String,
     pub group_id: String,
     pub detail: String,
 }

@@ -3,8 +3,10 @@
 #![cfg(feature = "ssr")]
 
 use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -150,6 +152,35 @@ async fn produce_with_rdkafka(brokers: &str, values: &[Vec<u8>]) {
     }
 }
 
+/// Reads `count` messages of the dead-letter topic: (reason header, original bytes).
+async fn dead_letters(brokers: &str, count: usize) -> Vec<(String, Vec<u8>)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-dead-letters")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("web-logs.dlq", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut letters = Vec::new();
+    while letters.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("dead letters within 20 s")
+            .expect("a dead letter");
+        let reason = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "reason"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .expect("a reason header");
+        letters.push((reason, message.payload().unwrap_or_default().to_vec()));
+    }
+    letters
+}
+
 async fn sql(client: &reqwest::Client, server: &Server, query: &str) -> (u16, Value) {
     let response = client
         .post(server.url("/api/query"))
@@ -182,7 +213,9 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
 
     const RDKAFKA_EVENTS: usize = 400;
     const PYTHON_EVENTS: usize = 250;
-    const TOTAL: u64 = (RDKAFKA_EVENTS + PYTHON_EVENTS) as u64;
+    // One message carries a batch: a JSON event, an access-log line and a bad line.
+    const BATCHED_EVENTS: usize = 2;
+    const TOTAL: u64 = (RDKAFKA_EVENTS + PYTHON_EVENTS + BATCHED_EVENTS) as u64;
     // Every 20th Rust event is a 503, every 10th Python one a 500.
     const ERRORS: u64 = (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64;
     let mut values: Vec<Vec<u8>> = (0..RDKAFKA_EVENTS)
@@ -210,6 +243,16 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     values.push(br#"{"endpoint":"/truncated","sta"#.to_vec());
     values.push(b"{\"endpoint\":\"\xff\xfe\"}".to_vec());
     values.push(br#"{"endpoint":"/missing-status"}"#.to_vec());
+    values.push(
+        format!(
+            "{}\n{} - - [{}] \"GET /from-a-log HTTP/1.1\" 200 99 \"-\" \"curl/8\"\nneither JSON nor a log line",
+            r#"{"source":"rust-batch","endpoint":"/batched","status":200}"#,
+            "2001:db8::2",
+            chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S %z"),
+        )
+        .into_bytes(),
+    );
+    const MALFORMED: usize = 5;
     produce_with_rdkafka(&server.brokers(), &values).await;
     let produced = run_python(&[
         "produce.py",
@@ -244,7 +287,7 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         metrics["totalErrors"],
         (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64
     );
-    assert_eq!(metrics["malformed"]["not_access_log"], 1);
+    assert_eq!(metrics["malformed"]["not_access_log"], 2);
     assert_eq!(metrics["malformed"]["invalid_json"], 1);
     assert_eq!(metrics["malformed"]["not_utf8"], 1);
     assert_eq!(metrics["malformed"]["missing_field"], 1);
@@ -311,6 +354,27 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         .unwrap();
     assert_eq!(bad.status(), 400);
 
+    let health: Value = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["malformed"], metrics["malformed"]);
+    assert_eq!(health["kafka"]["deadLetterTopic"], "web-logs.dlq");
+    let dead_letters = dead_letters(&server.brokers(), MALFORMED).await;
+    assert_eq!(dead_letters.len(), MALFORMED);
+    assert!(dead_letters.contains(&(
+        "not_utf8".to_owned(),
+        b"{\"endpoint\":\"\xff\xfe\"}".to_vec()
+    )));
+    assert!(dead_letters.contains(&(
+        "not_access_log".to_owned(),
+        b"neither JSON nor a log line".to_vec()
+    )));
+
     let logs: Value = client
         .get(server.url("/api/logs?limit=5&source=python-client"))
         .send()
@@ -371,7 +435,9 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     assert_eq!(
         answer["rows"],
         json!([
+            ["access-log", 1],
             ["python-client", PYTHON_EVENTS],
+            ["rust-batch", 1],
             ["rust-test", RDKAFKA_EVENTS]
         ])
     );

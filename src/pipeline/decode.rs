@@ -71,7 +71,35 @@ struct JsonEvent {
     message: Option<String>,
 }
 
-/// Decodes one message value. `arrival` stands in for a missing event time.
+/// One item of a message and what it decoded to.
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub raw: &'a [u8],
+    pub decoded: Result<LogEvent, DecodeError>,
+}
+
+/// Decodes a message value: one event (a JSON object, even pretty-printed over several
+/// lines, or an access-log line), or a batch of them, one per line.
+pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
+    let single = decode(value, arrival);
+    let multi_line = value.trim_ascii().contains(&b'\n');
+    if !multi_line || single.is_ok() && value.trim_ascii_start().starts_with(b"{") {
+        return vec![Item {
+            raw: value,
+            decoded: single,
+        }];
+    }
+    value
+        .split(|b| *b == b'\n')
+        .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(|raw| Item {
+            raw,
+            decoded: decode(raw, arrival),
+        })
+        .collect()
+}
+
+/// Decodes one event. `arrival` stands in for a missing event time.
 pub fn decode(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
     let start = value.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|i| value[i]) {
@@ -376,6 +404,57 @@ mod tests {
         ] {
             assert!(decode(line.as_bytes(), arrival()).is_err(), "{line}");
         }
+    }
+
+    #[test]
+    fn a_message_may_carry_a_batch_of_lines_of_either_kind() {
+        let batch = concat!(
+            r#"{"endpoint":"/a","status":200}"#,
+            "\r\n\n",
+            r#"192.0.2.1 - - [01/Jan/2026:00:00:01 +0000] "GET /b HTTP/1.1" 404 12 "-" "ua""#,
+            "\n",
+            "garbage\n",
+            r#"{"endpoint":"/c","status":503}"#,
+            "\n",
+            r#"192.0.2.2 - - [01/Jan/2026:00:00:02 +0000] "GET /d HTTP/1.1" 200 12"#,
+        );
+        let items = decode_message(batch.as_bytes(), arrival());
+        let outcome: Vec<_> = items
+            .iter()
+            .map(|i| {
+                i.decoded
+                    .as_ref()
+                    .map(|e| e.endpoint.as_str())
+                    .map_err(|e| e.reason())
+            })
+            .collect();
+        assert_eq!(
+            outcome,
+            [
+                Ok("/a"),
+                Ok("/b"),
+                Err("not_access_log"),
+                Ok("/c"),
+                Ok("/d")
+            ]
+        );
+        let two_lines = concat!(
+            r#"192.0.2.1 - - [01/Jan/2026:00:00:01 +0000] "GET /x HTTP/1.1" 200 1 "-" "ua""#,
+            "\n",
+            r#"192.0.2.1 - - [01/Jan/2026:00:00:02 +0000] "GET /y HTTP/1.1" 200 1 "-" "ua""#,
+        );
+        assert_eq!(decode_message(two_lines.as_bytes(), arrival()).len(), 2);
+        assert_eq!(items[2].raw, b"garbage");
+    }
+
+    #[test]
+    fn a_pretty_printed_object_is_one_event_not_a_batch() {
+        let pretty = b"{\n  \"endpoint\": \"/p\",\n  \"status\": 200\n}\n";
+        let items = decode_message(pretty, arrival());
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].decoded.as_ref().unwrap().endpoint, "/p");
+        let items = decode_message(b"", arrival());
+        assert_eq!(items[0].decoded.as_ref().unwrap_err().reason(), "empty");
     }
 
     #[test]

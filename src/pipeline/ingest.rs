@@ -2,12 +2,14 @@
 //! to the lake; a message that does not decode is counted, logged and its offset still moves on.
 
 use crate::model::{KafkaStatus, StageState};
-use crate::pipeline::decode::decode;
+use crate::pipeline::decode::{decode_message, DecodeError};
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -92,7 +94,77 @@ pub fn commit_offsets(consumer: &StreamConsumer, topic: &str, next_offsets: &BTr
     }
 }
 
-pub async fn run(consumer: Arc<StreamConsumer>, live: Arc<Live>, lake: mpsc::Sender<Consumed>) {
+/// Where messages that are not events go: `<topic>.dlq`, the original bytes with the reason
+/// in headers, so nothing a producer sent is lost and it can be inspected or replayed.
+pub struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl DeadLetters {
+    pub fn topic_for(topic: &str) -> String {
+        format!("{topic}.dlq")
+    }
+
+    pub fn new(bootstrap: &str, topic: &str) -> Result<Self, IngestError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "50")
+            .create()?;
+        Ok(DeadLetters {
+            producer,
+            topic: Self::topic_for(topic),
+        })
+    }
+
+    fn send(&self, raw: &[u8], error: &DecodeError, partition: i32, offset: i64) {
+        let detail = error.to_string();
+        let (partition_text, offset_text) = (partition.to_string(), offset.to_string());
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "reason",
+                value: Some(error.reason()),
+            })
+            .insert(Header {
+                key: "error",
+                value: Some(&detail),
+            })
+            .insert(Header {
+                key: "source-partition",
+                value: Some(&partition_text),
+            })
+            .insert(Header {
+                key: "source-offset",
+                value: Some(&offset_text),
+            });
+        let record = FutureRecord::<(), [u8]>::to(&self.topic)
+            .payload(raw)
+            .headers(headers);
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                tokio::spawn(async move {
+                    if !matches!(delivery.await, Ok(Ok(_))) {
+                        tracing::error!(
+                            partition,
+                            offset,
+                            "could not dead-letter a malformed message"
+                        );
+                    }
+                });
+            }
+            Err((error, _)) => {
+                tracing::error!(%error, partition, offset, "could not dead-letter a malformed message")
+            }
+        }
+    }
+}
+
+pub async fn run(
+    consumer: Arc<StreamConsumer>,
+    live: Arc<Live>,
+    dead_letters: DeadLetters,
+    lake: mpsc::Sender<Consumed>,
+) {
     loop {
         let message = match consumer.recv().await {
             Ok(message) => message,
@@ -102,6 +174,7 @@ pub async fn run(consumer: Arc<StreamConsumer>, live: Arc<Live>, lake: mpsc::Sen
                 continue;
             }
         };
+        let (partition, offset) = (message.partition(), message.offset());
         let value = message.payload().unwrap_or_default();
         live.record_bytes(value.len());
         let arrival = message
@@ -109,27 +182,24 @@ pub async fn run(consumer: Arc<StreamConsumer>, live: Arc<Live>, lake: mpsc::Sen
             .to_millis()
             .and_then(DateTime::<Utc>::from_timestamp_millis)
             .unwrap_or_else(Utc::now);
-        let event = match decode(value, arrival) {
-            Ok(event) => {
-                live.record(event.clone());
-                Some(event)
+        let mut events = Vec::new();
+        for item in decode_message(value, arrival) {
+            match item.decoded {
+                Ok(event) => {
+                    live.record(event.clone());
+                    events.push(event);
+                }
+                Err(error) => {
+                    live.record_malformed(error.reason());
+                    tracing::warn!(partition, offset, reason = error.reason(), %error, "malformed message set aside");
+                    dead_letters.send(item.raw, &error, partition, offset);
+                }
             }
-            Err(error) => {
-                live.record_malformed(error.reason());
-                tracing::warn!(
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    reason = error.reason(),
-                    %error,
-                    "malformed message set aside"
-                );
-                None
-            }
-        };
+        }
         let consumed = Consumed {
-            partition: message.partition(),
-            offset: message.offset(),
-            event,
+            partition,
+            offset,
+            events,
         };
         if lake.send(consumed).await.is_err() {
             tracing::error!("the lake stopped; ingest stops with it");

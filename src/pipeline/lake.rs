@@ -36,13 +36,22 @@ pub enum LakeError {
     Arrow(#[from] ArrowError),
 }
 
-/// One consumed Kafka message; `event` is None for a message that did not decode, whose
-/// offset still has to move forward.
+/// One consumed Kafka message and the events it carried: none for a message that did not
+/// decode (its offset still has to move forward), several for a batch.
 #[derive(Debug)]
 pub struct Consumed {
     pub partition: i32,
     pub offset: i64,
-    pub event: Option<LogEvent>,
+    pub events: Vec<LogEvent>,
+}
+
+/// One row: an event and where in Kafka it came from.
+struct Row {
+    partition: i32,
+    offset: i64,
+    /// Position of the event within its message.
+    item: usize,
+    event: LogEvent,
 }
 
 pub fn table_url(path: &Path) -> Result<Url, LakeError> {
@@ -116,26 +125,27 @@ pub async fn committed_offsets(
 /// Builds the rows of a commit. The empty batch of this function is the table's schema.
 fn rows_to_batch(
     topic: &str,
-    rows: &[(i32, i64, LogEvent)],
+    rows: &[Row],
     ingested_at_micros: i64,
 ) -> Result<RecordBatch, ArrowError> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
     let strings = |f: &dyn Fn(&LogEvent) -> Option<&str>| -> ArrayRef {
-        Arc::new(rows.iter().map(|(_, _, e)| f(e)).collect::<StringArray>())
+        Arc::new(rows.iter().map(|r| f(&r.event)).collect::<StringArray>())
     };
     let columns: Vec<(&str, ArrayRef, bool)> = vec![
         (
             "event_id",
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|(p, o, _)| format!("{topic}/{p}/{o}")),
-            )),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| {
+                format!("{topic}/{}/{}/{}", r.partition, r.offset, r.item)
+            }))),
             false,
         ),
         (
             "timestamp",
             Arc::new(
                 TimestampMicrosecondArray::from_iter_values(
-                    rows.iter().map(|(_, _, e)| e.timestamp.timestamp_micros()),
+                    rows.iter()
+                        .map(|Row { event: e, .. }| e.timestamp.timestamp_micros()),
                 )
                 .with_timezone("UTC"),
             ),
@@ -144,7 +154,7 @@ fn rows_to_batch(
         (
             PARTITION_COLUMN,
             Arc::new(Date32Array::from_iter_values(rows.iter().map(
-                |(_, _, e)| (e.timestamp.date_naive() - epoch).num_days() as i32,
+                |Row { event: e, .. }| (e.timestamp.date_naive() - epoch).num_days() as i32,
             ))),
             false,
         ),
@@ -155,7 +165,7 @@ fn rows_to_batch(
         (
             "status",
             Arc::new(Int32Array::from_iter_values(
-                rows.iter().map(|(_, _, e)| i32::from(e.status)),
+                rows.iter().map(|Row { event: e, .. }| i32::from(e.status)),
             )),
             false,
         ),
@@ -163,7 +173,7 @@ fn rows_to_batch(
             "response_time_ms",
             Arc::new(
                 rows.iter()
-                    .map(|(_, _, e)| e.response_time)
+                    .map(|Row { event: e, .. }| e.response_time)
                     .collect::<Float64Array>(),
             ),
             true,
@@ -173,25 +183,22 @@ fn rows_to_batch(
         ("ip", strings(&|e| e.ip.as_deref()), true),
         (
             "bytes",
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter()
-                    .map(|(_, _, e)| i64::try_from(e.bytes).unwrap_or(i64::MAX)),
-            )),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(
+                |Row { event: e, .. }| i64::try_from(e.bytes).unwrap_or(i64::MAX),
+            ))),
             false,
         ),
         ("message", strings(&|e| Some(e.message.as_str())), false),
         (
             "kafka_partition",
             Arc::new(Int32Array::from_iter_values(
-                rows.iter().map(|(p, _, _)| *p),
+                rows.iter().map(|r| r.partition),
             )),
             false,
         ),
         (
             "kafka_offset",
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|(_, o, _)| *o),
-            )),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.offset))),
             false,
         ),
         (
@@ -216,7 +223,7 @@ pub struct LakeSink {
     table: DeltaTable,
     group: String,
     topic: String,
-    rows: Vec<(i32, i64, LogEvent)>,
+    rows: Vec<Row>,
     /// Next offset per partition, as of everything received so far.
     next_offsets: BTreeMap<i32, i64>,
     status: Arc<RwLock<LakeStatus>>,
@@ -277,8 +284,13 @@ impl LakeSink {
     fn push(&mut self, consumed: Consumed) {
         self.next_offsets
             .insert(consumed.partition, consumed.offset + 1);
-        if let Some(event) = consumed.event {
-            self.rows.push((consumed.partition, consumed.offset, event));
+        for (item, event) in consumed.events.into_iter().enumerate() {
+            self.rows.push(Row {
+                partition: consumed.partition,
+                offset: consumed.offset,
+                item,
+                event,
+            });
         }
     }
 
@@ -366,11 +378,11 @@ mod tests {
         let running = tokio::spawn(sink.run(rx, Duration::from_secs(60), 1_000));
         for offset in 0..10 {
             let partition = (offset % 2) as i32;
-            let event = Some(event(offset));
+            let events = vec![event(offset)];
             tx.send(Consumed {
                 partition,
                 offset,
-                event,
+                events,
             })
             .await
             .unwrap();
@@ -379,14 +391,22 @@ mod tests {
         tx.send(Consumed {
             partition: 1,
             offset: 10,
-            event: None,
+            events: Vec::new(),
+        })
+        .await
+        .unwrap();
+        // A batch message: two rows, told apart by their item number.
+        tx.send(Consumed {
+            partition: 0,
+            offset: 11,
+            events: vec![event(11), event(12)],
         })
         .await
         .unwrap();
         drop(tx);
         running.await.unwrap();
 
-        let expected = HashMap::from([(0, 9), (1, 11)]);
+        let expected = HashMap::from([(0, 12), (1, 11)]);
         let reopened = open_or_create(&url).await.unwrap();
         assert_eq!(
             reopened.version(),
@@ -404,7 +424,7 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(told.lock().unwrap().len(), 1);
-        assert_eq!(status.read().unwrap().rows_committed, 10);
+        assert_eq!(status.read().unwrap().rows_committed, 12);
 
         let engine = QueryEngine::new(url);
         let answer = engine
@@ -414,7 +434,7 @@ mod tests {
         assert_eq!(answer.columns, ["n", "ids", "errors", "day"]);
         assert_eq!(
             answer.rows,
-            [serde_json::json!([10, 10, 3, "2026-11-29"])
+            [serde_json::json!([12, 12, 4, "2026-11-29"])
                 .as_array()
                 .unwrap()
                 .clone()]

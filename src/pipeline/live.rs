@@ -4,7 +4,7 @@ use crate::model::{LogEvent, LogFilter, MetricsSnapshot, Series, Window};
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use chrono::Utc;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -70,6 +70,10 @@ impl Live {
             recent.pop_front();
         }
         recent.push_back(event);
+    }
+
+    pub fn malformed(&self) -> BTreeMap<String, u64> {
+        lock(&self.metrics).malformed().clone()
     }
 
     /// Every window, with the breakdowns (endpoints, sources, status) for `detail`.

@@ -258,6 +258,10 @@ impl LiveMetrics {
         self.data_processed += bytes as u64;
     }
 
+    pub fn malformed(&self) -> &BTreeMap<String, u64> {
+        &self.malformed
+    }
+
     pub fn record_malformed(&mut self, reason: &str) {
         *self.malformed.entry(reason.to_owned()).or_default() += 1;
     }

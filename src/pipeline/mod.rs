@@ -14,7 +14,7 @@ use crate::model::{
 };
 use broker::{BrokerError, EmbeddedBroker};
 use config::ServeConfig;
-use ingest::IngestError;
+use ingest::{DeadLetters, IngestError};
 use lake::{LakeError, LakeSink};
 use live::Live;
 use query::QueryEngine;
@@ -70,6 +70,9 @@ impl Pipeline {
         let bootstrap = config.kafka.bootstrap();
         broker::wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
         broker::ensure_topic(&bootstrap, &topic, config.partitions).await?;
+        let dead_letter_topic = DeadLetters::topic_for(&topic);
+        broker::ensure_topic(&bootstrap, &dead_letter_topic, 1).await?;
+        let dead_letters = DeadLetters::new(&bootstrap, &topic)?;
 
         let table_url = lake::table_url(&config.lake_path())?;
         let table = lake::open_or_create(&table_url).await?;
@@ -84,6 +87,7 @@ impl Pipeline {
             brokers: bootstrap.clone(),
             embedded: broker.is_some(),
             topic: topic.clone(),
+            dead_letter_topic,
             group_id: config.group_id.clone(),
             detail: format!("{} partitions", partitions.len()),
         }));
@@ -101,7 +105,12 @@ impl Pipeline {
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
         tokio::spawn(sink.run(lake_input, config.commit_interval(), MAX_ROWS_PER_COMMIT));
-        tokio::spawn(ingest::run(consumer.clone(), live.clone(), to_lake));
+        tokio::spawn(ingest::run(
+            consumer.clone(),
+            live.clone(),
+            dead_letters,
+            to_lake,
+        ));
         tokio::spawn(ingest::watch_connection(
             consumer,
             topic.clone(),
@@ -137,6 +146,7 @@ impl Pipeline {
             lake,
             demo_traffic: self.demo_traffic,
             sse_clients: self.live.sse_clients(),
+            malformed: self.live.malformed(),
         }
     }
 
