@@ -26,11 +26,11 @@ pub async fn run_query(sql: String) -> Result<QueryResult, ServerFnError> {
 pub mod http {
     use crate::app::{shell, App};
     use crate::model::{sse, Health, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
-    use crate::pipeline::live::SseFrame;
+    use crate::pipeline::live::{Logged, SseFrame};
     use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
     use crate::pipeline::Pipeline;
     use axum::extract::{FromRef, Query, State};
-    use axum::http::StatusCode;
+    use axum::http::{HeaderMap, StatusCode};
     use axum::response::sse::{Event, KeepAlive, Sse};
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
@@ -178,25 +178,67 @@ pub mod http {
         }
     }
 
-    /// The live stream: current metrics and health at once, then every frame the pipeline publishes.
+    /// The live stream: current metrics and health at once, then every frame the pipeline
+    /// publishes. Log batches keep to the query's filters; with `Last-Event-ID` the stream
+    /// first replays the kept events the client missed.
     async fn events(
         State(pipeline): State<Arc<Pipeline>>,
+        Query(filter): Query<LogFilter>,
+        headers: HeaderMap,
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
         let (frames, client) = pipeline.live.subscribe();
-        let first = [
+        let mut first = vec![
             frame(sse::METRICS, &pipeline.live.metrics(Window::default())),
             frame(sse::HEALTH, &pipeline.health()),
         ];
-        let live = BroadcastStream::new(frames).map(move |frame| {
+        let resume_after = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(seq) = resume_after {
+            let (missed_logs, gone) = pipeline.live.logs_after(seq);
+            if gone > 0 {
+                first.push(frame(
+                    sse::LAGGED,
+                    &serde_json::json!({ "missedEvents": gone }),
+                ));
+            }
+            first.extend(log_batch(&missed_logs, &filter));
+        }
+        let live = BroadcastStream::new(frames).filter_map(move |received| {
             let _counted_while_connected = &client;
-            Ok(match frame {
-                Ok(SseFrame { event, data }) => Event::default().event(event).data(&*data),
-                Err(BroadcastStreamRecvError::Lagged(skipped)) => {
-                    Event::default().event("lagged").data(skipped.to_string())
+            futures::future::ready(match received {
+                Ok(SseFrame::Json { event, data }) => {
+                    Some(Event::default().event(event).data(&*data))
                 }
+                Ok(SseFrame::Logs(batch)) => log_batch(&batch, &filter),
+                Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(frame(
+                    sse::LAGGED,
+                    &serde_json::json!({ "skippedFrames": skipped }),
+                )),
             })
         });
-        Sse::new(stream::iter(first.map(Ok)).chain(live)).keep_alive(KeepAlive::default())
+        Sse::new(stream::iter(first).chain(live).map(Ok)).keep_alive(KeepAlive::default())
+    }
+
+    /// The events of `logs` that pass `filter` as one `log` message, or nothing.
+    fn log_batch(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Event> {
+        let mut data = String::from("[");
+        let mut last_seq = None;
+        for logged in logs.iter().filter(|l| filter.matches(&l.event)) {
+            if last_seq.is_some() {
+                data.push(',');
+            }
+            data.push_str(&logged.json);
+            last_seq = Some(logged.seq);
+        }
+        data.push(']');
+        Some(
+            Event::default()
+                .event(sse::LOG)
+                .id(last_seq?.to_string())
+                .data(data),
+        )
     }
 
     fn frame<T: serde::Serialize>(name: &'static str, payload: &T) -> Event {

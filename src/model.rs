@@ -264,31 +264,50 @@ pub struct DashboardSnapshot {
     pub recent_logs: Vec<LogEvent>,
 }
 
-/// The SSE event names of `GET /events`; each payload is the JSON of the matching type.
+/// The SSE event names of `GET /events`; each payload is the JSON of the matching type, but
+/// `log`, which carries an array of events (batched every 100 ms) and the `id` of the last.
 pub mod sse {
     pub const METRICS: &str = "metrics";
     pub const LOG: &str = "log";
     pub const HEALTH: &str = "health";
+    /// The client fell behind and skipped ahead, or resumed after events it can no longer get.
+    pub const LAGGED: &str = "lagged";
 }
 
-/// Filters of the live log stream (`GET /api/logs` query parameters).
+/// Filters of the live log stream: `GET /api/logs` and `GET /events` query parameters, and
+/// the log explorer's URL.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogFilter {
     pub limit: Option<usize>,
     pub level: Option<String>,
     pub source: Option<String>,
     pub endpoint: Option<String>,
+    /// An exact status (`503`) or a class (`5xx`).
+    pub status: Option<String>,
+    /// Text the message or the endpoint contains (case-insensitive).
+    pub q: Option<String>,
 }
 
 impl LogFilter {
     pub fn matches(&self, event: &LogEvent) -> bool {
-        fn same(wanted: &Option<String>, actual: &str) -> bool {
-            wanted
-                .as_deref()
-                .is_none_or(|w| w.is_empty() || w.eq_ignore_ascii_case(actual))
+        fn wanted(filter: &Option<String>) -> Option<&str> {
+            filter.as_deref().map(str::trim).filter(|w| !w.is_empty())
         }
+        let same = |filter: &Option<String>, actual: &str| {
+            wanted(filter).is_none_or(|w| w.eq_ignore_ascii_case(actual))
+        };
+        let status = wanted(&self.status).is_none_or(|w| match w.strip_suffix("xx") {
+            Some(class) => class.parse::<u16>().is_ok_and(|c| event.status / 100 == c),
+            None => w.parse::<u16>().is_ok_and(|s| s == event.status),
+        });
+        let text = wanted(&self.q).is_none_or(|q| {
+            let q = q.to_lowercase();
+            event.message.to_lowercase().contains(&q) || event.endpoint.to_lowercase().contains(&q)
+        });
         same(&self.level, &event.level)
             && same(&self.source, &event.source)
             && same(&self.endpoint, &event.endpoint)
+            && status
+            && text
     }
 }

@@ -152,6 +152,43 @@ async fn produce_with_rdkafka(brokers: &str, values: &[Vec<u8>]) {
     }
 }
 
+/// Opens `/events` as a reconnecting client would and collects the events of `log` batches
+/// until it has `count`.
+async fn sse_log_events(
+    client: &reqwest::Client,
+    url: &str,
+    last_event_id: &str,
+    count: usize,
+) -> Vec<Value> {
+    let response = client
+        .get(url)
+        .header("Last-Event-ID", last_event_id)
+        .send()
+        .await
+        .expect("SSE");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while events.len() < count {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let message: String = text.drain(..end + 2).collect();
+                let is_log = message.lines().any(|l| l == "event: log");
+                let data = message.lines().find_map(|l| l.strip_prefix("data: "));
+                if let (true, Some(data)) = (is_log, data) {
+                    let batch: Vec<Value> = serde_json::from_str(data).expect("a JSON array");
+                    events.extend(batch);
+                }
+            }
+        }
+    })
+    .await
+    .expect("the log events within 10 s");
+    events
+}
+
 /// Reads `count` messages of the dead-letter topic: (reason header, original bytes).
 async fn dead_letters(brokers: &str, count: usize) -> Vec<(String, Vec<u8>)> {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -410,6 +447,20 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     .await
     .expect("a metrics frame within 10 s");
     assert_eq!(frame["totalRequests"], TOTAL);
+
+    // A client that filters and resumes: `Last-Event-ID: 0` replays every kept event after
+    // the first; `status=5xx` keeps the errors only.
+    let errors_only = sse_log_events(
+        &client,
+        &server.url("/events?status=5xx"),
+        "0",
+        ERRORS as usize,
+    )
+    .await;
+    assert_eq!(errors_only.len(), ERRORS as usize);
+    assert!(errors_only
+        .iter()
+        .all(|e| e["status"].as_u64().unwrap() >= 500));
 
     // SQL sees every event once committed, under both table names.
     let count: Value = eventually(

@@ -28,7 +28,7 @@ pub fn connect(signals: LiveSignals) {
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::{LiveSignals, LOG_LINES};
-    use crate::model::{sse, StageState};
+    use crate::model::{sse, LogEvent, StageState};
     use leptos::prelude::*;
     use send_wrapper::SendWrapper;
     use serde::de::DeserializeOwned;
@@ -92,9 +92,11 @@ mod browser {
         listen(
             sse::LOG,
             Box::new(move |e| {
-                if let Some(event) = parse(&e) {
+                if let Some(batch) = parse::<Vec<LogEvent>>(&e) {
                     signals.logs.update(|logs| {
-                        logs.insert(0, event);
+                        let older = std::mem::take(logs);
+                        logs.extend(batch.into_iter().rev());
+                        logs.extend(older);
                         logs.truncate(LOG_LINES);
                     });
                 }

@@ -1,4 +1,6 @@
-//! The live side: metrics, a ring of recent events, and the broadcast that feeds every SSE client.
+//! The live side: metrics, a ring of recent events, and the broadcast that feeds every SSE
+//! client. Events are numbered, so a reconnecting client resumes after the last one it saw,
+//! and sent in batches, so a high event rate costs a few messages a second per client.
 
 use crate::model::{LogEvent, LogFilter, MetricsSnapshot, Series, Window};
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
@@ -11,20 +13,33 @@ use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// Frames a slow SSE client may fall behind before it skips ahead.
-const BROADCAST_CAPACITY: usize = 4096;
+const BROADCAST_CAPACITY: usize = 1024;
 pub const DEFAULT_LOG_LIMIT: usize = 100;
 
-/// One SSE message, serialized once for all clients.
+/// A consumed event as the live view keeps it: numbered, and serialized once for every client.
+#[derive(Debug)]
+pub struct Logged {
+    pub seq: u64,
+    pub event: LogEvent,
+    pub json: String,
+}
+
+/// One broadcast to every SSE client.
 #[derive(Clone, Debug)]
-pub struct SseFrame {
-    pub event: &'static str,
-    pub data: Arc<str>,
+pub enum SseFrame {
+    /// A named JSON payload (metrics, health, anomalies).
+    Json { event: &'static str, data: Arc<str> },
+    /// The events since the last batch; each client sends the ones its filter wants.
+    Logs(Arc<Vec<Arc<Logged>>>),
 }
 
 pub struct Live {
     metrics: Mutex<LiveMetrics>,
-    recent: Mutex<VecDeque<LogEvent>>,
+    recent: Mutex<VecDeque<Arc<Logged>>>,
     recent_capacity: usize,
+    /// Events waiting for the next batch; only filled while someone listens.
+    pending: Mutex<Vec<Arc<Logged>>>,
+    next_seq: AtomicU64,
     frames: broadcast::Sender<SseFrame>,
     sse_clients: Arc<AtomicU64>,
 }
@@ -49,6 +64,8 @@ impl Live {
             metrics: Mutex::new(LiveMetrics::default()),
             recent: Mutex::new(VecDeque::with_capacity(recent_capacity)),
             recent_capacity,
+            pending: Mutex::new(Vec::new()),
+            next_seq: AtomicU64::new(1),
             frames: broadcast::channel(BROADCAST_CAPACITY).0,
             sse_clients: Arc::new(AtomicU64::new(0)),
         }
@@ -64,12 +81,34 @@ impl Live {
 
     pub fn record(&self, event: LogEvent) {
         lock(&self.metrics).record(&event, Instant::now());
-        self.publish(crate::model::sse::LOG, &event);
+        let json = match serde_json::to_string(&event) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, "could not serialize an event for the live view");
+                return;
+            }
+        };
+        let logged = Arc::new(Logged {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            event,
+            json,
+        });
+        if self.frames.receiver_count() > 0 {
+            lock(&self.pending).push(logged.clone());
+        }
         let mut recent = lock(&self.recent);
         if recent.len() == self.recent_capacity {
             recent.pop_front();
         }
-        recent.push_back(event);
+        recent.push_back(logged);
+    }
+
+    /// Sends the events gathered since the last call as one batch.
+    pub fn flush_logs(&self) {
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        if !batch.is_empty() {
+            let _ = self.frames.send(SseFrame::Logs(Arc::new(batch)));
+        }
     }
 
     pub fn malformed(&self) -> BTreeMap<String, u64> {
@@ -91,20 +130,32 @@ impl Live {
         lock(&self.recent)
             .iter()
             .rev()
-            .filter(|e| filter.matches(e))
+            .filter(|l| filter.matches(&l.event))
             .take(limit)
-            .cloned()
+            .map(|l| l.event.clone())
             .collect()
     }
 
-    /// Sends one message to every SSE client; serializes nothing when nobody listens.
+    /// The kept events after `seq`, oldest first, and how many events after `seq` are no
+    /// longer kept (a reconnecting client missed them for good).
+    pub fn logs_after(&self, seq: u64) -> (Vec<Arc<Logged>>, u64) {
+        let recent = lock(&self.recent);
+        let oldest_kept = recent
+            .front()
+            .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.seq);
+        let missed = oldest_kept.saturating_sub(seq + 1);
+        let logs = recent.iter().filter(|l| l.seq > seq).cloned().collect();
+        (logs, missed)
+    }
+
+    /// Sends one JSON message to every SSE client; serializes nothing when nobody listens.
     pub fn publish<T: Serialize>(&self, event: &'static str, payload: &T) {
         if self.frames.receiver_count() == 0 {
             return;
         }
         match serde_json::to_string(payload) {
             Ok(json) => {
-                let _ = self.frames.send(SseFrame {
+                let _ = self.frames.send(SseFrame::Json {
                     event,
                     data: json.into(),
                 });
@@ -123,5 +174,67 @@ impl Live {
 
     pub fn sse_clients(&self) -> u64 {
         self.sse_clients.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::decode::decode;
+
+    fn event(endpoint: &str, status: u16) -> LogEvent {
+        let json = format!(
+            r#"{{"endpoint":"{endpoint}","status":{status},"message":"hello {endpoint}"}}"#
+        );
+        decode(json.as_bytes(), Utc::now()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn batches_reach_subscribers_and_resumption_knows_what_was_missed() {
+        let live = Live::new(3);
+        let (mut frames, _client) = live.subscribe();
+        for i in 0..5 {
+            live.record(event(&format!("/e{i}"), if i == 4 { 503 } else { 200 }));
+        }
+        live.flush_logs();
+        let SseFrame::Logs(batch) = frames.recv().await.unwrap() else {
+            panic!("expected a log batch");
+        };
+        assert_eq!(
+            batch.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        live.flush_logs();
+        assert!(frames.try_recv().is_err(), "no empty batches");
+
+        // The ring keeps 3: a client that saw seq 1 missed 2 and 3 for good.
+        let (logs, missed) = live.logs_after(1);
+        assert_eq!(logs.iter().map(|l| l.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(missed, 1);
+        let (logs, missed) = live.logs_after(4);
+        assert_eq!(
+            logs.iter()
+                .map(|l| l.event.endpoint.as_str())
+                .collect::<Vec<_>>(),
+            ["/e4"]
+        );
+        assert_eq!(missed, 0);
+    }
+
+    #[test]
+    fn filters_by_status_class_exact_status_and_text() {
+        let e = event("/api/Orders", 503);
+        let f = |status: Option<&str>, q: Option<&str>| LogFilter {
+            status: status.map(Into::into),
+            q: q.map(Into::into),
+            ..LogFilter::default()
+        };
+        assert!(f(Some("5xx"), None).matches(&e));
+        assert!(f(Some("503"), Some("orders")).matches(&e));
+        assert!(f(Some(" "), Some("HELLO")).matches(&e));
+        assert!(!f(Some("4xx"), None).matches(&e));
+        assert!(!f(Some("500"), None).matches(&e));
+        assert!(!f(None, Some("payments")).matches(&e));
+        assert!(!f(Some("abc"), None).matches(&e));
     }
 }

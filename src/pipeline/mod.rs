@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 const RECENT_LOG_CAPACITY: usize = 10_000;
 /// Rows that force a commit before the interval is up.
 const MAX_ROWS_PER_COMMIT: usize = 50_000;
+const LOG_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Consumed messages in flight between ingest and the lake.
 const LAKE_CHANNEL_CAPACITY: usize = 10_000;
 
@@ -132,6 +133,7 @@ impl Pipeline {
             _demo: demo,
         });
         tokio::spawn(publish_every_second(Arc::downgrade(&pipeline)));
+        tokio::spawn(flush_log_batches(Arc::downgrade(&pipeline.live)));
         Ok(pipeline)
     }
 
@@ -197,6 +199,16 @@ fn start_demo_traffic(
             Err(error) => tracing::warn!(%error, "lost the demo traffic process"),
         }
     })))
+}
+
+/// Log events go out in batches: a few messages a second per client, whatever the event rate.
+async fn flush_log_batches(live: std::sync::Weak<Live>) {
+    let mut tick = tokio::time::interval(LOG_BATCH_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(live) = live.upgrade() else { return };
+        live.flush_logs();
+    }
 }
 
 async fn publish_every_second(pipeline: std::sync::Weak<Pipeline>) {
