@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Serve(config) => serve(config).await,
         Command::Gen(config) => tools::gen::run(config).await,
+        Command::Replay(config) => tools::replay::run(config).await,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Command line and environment: every knob has a flag, an env var and a sane default.
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub enum Command {
     Serve(ServeConfig),
     /// Produce realistic web-log events to the topic over the Kafka protocol.
     Gen(GenConfig),
+    /// Publish a real access log (plain or .gz) into the topic, keeping its event times.
+    Replay(ReplayConfig),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -119,4 +121,46 @@ pub struct GenConfig {
     /// Stop after this many events.
     #[arg(long)]
     pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplayFormat {
+    /// JSON events and access-log lines, told apart line by line.
+    Auto,
+    /// Apache/Nginx common or combined log lines.
+    Combined,
+    /// One JSON event per line.
+    Json,
+}
+
+/// How fast to replay: the log's own pace times a factor, or as fast as the broker takes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    Factor(f64),
+    Max,
+}
+
+fn parse_speed(text: &str) -> Result<Speed, String> {
+    if text.eq_ignore_ascii_case("max") {
+        return Ok(Speed::Max);
+    }
+    text.trim_end_matches(['x', 'X'])
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .map(Speed::Factor)
+        .ok_or_else(|| format!("{text:?} is not a speed: use 1x, 10x, 0.5x or max"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayConfig {
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    /// The log file; `.gz` (or gzip content) is decompressed on the fly.
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Auto)]
+    pub format: ReplayFormat,
+    /// `1x` keeps the log's own pace, `10x` is ten times faster, `max` does not wait.
+    #[arg(long, default_value = "max", value_parser = parse_speed)]
+    pub speed: Speed,
 }

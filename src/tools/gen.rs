@@ -5,16 +5,11 @@
 use crate::model::LogEvent;
 use crate::pipeline::config::GenConfig;
 use crate::pipeline::decode::level_for_status;
-use anyhow::Context;
+use crate::tools::publisher::Publisher;
 use chrono::Utc;
-use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::time::{Duration, Instant};
 
 struct Route {
@@ -241,17 +236,10 @@ impl Traffic {
 
 pub async fn run(config: GenConfig) -> anyhow::Result<()> {
     let bootstrap = config.kafka.bootstrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("linger.ms", "20")
-        .set("compression.type", "lz4")
-        .create()
-        .context("creating the Kafka producer")?;
+    let mut publisher = Publisher::new(&bootstrap, &config.kafka.topic)?;
     let mut traffic = Traffic::new();
     let rate = f64::from(config.rate.max(1));
     let started = Instant::now();
-    let mut in_flight = FuturesUnordered::new();
-    let (mut produced, mut failed) = (0u64, 0u64);
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tracing::info!(%bootstrap, topic = %config.kafka.topic, rate, "producing");
     loop {
@@ -262,40 +250,17 @@ pub async fn run(config: GenConfig) -> anyhow::Result<()> {
         }
         // Catch up to where the rate says we should be, capped by --count.
         let due = ((elapsed.as_secs_f64() * rate) as u64).min(config.count.unwrap_or(u64::MAX));
-        while produced < due {
+        while publisher.sent() < due {
             let event = traffic.event(elapsed.as_secs());
             let payload = serde_json::to_vec(&event)?;
-            let key = event.session_id.clone().unwrap_or_default();
-            let record = FutureRecord::to(&config.kafka.topic)
-                .key(&key)
-                .payload(&payload);
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    in_flight.push(delivery);
-                    produced += 1;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
-                Err((error, _)) => return Err(error).context("producing an event"),
-            }
+            let key = event.session_id.as_deref().map(str::as_bytes);
+            publisher.send(key, &payload, None).await?;
         }
-        while let Some(Some(delivery)) = in_flight.next().now_or_never() {
-            failed += u64::from(!matches!(delivery, Ok(Ok(_))));
-        }
-        if config.count.is_some_and(|c| produced >= c) {
+        if config.count.is_some_and(|c| publisher.sent() >= c) {
             break;
         }
     }
-    while let Some(delivery) = in_flight.next().await {
-        failed += u64::from(!matches!(delivery, Ok(Ok(_))));
-    }
-    tracing::info!(
-        produced,
-        failed,
-        secs = started.elapsed().as_secs_f64(),
-        "done"
-    );
-    if failed > 0 {
-        anyhow::bail!("{failed} of {produced} events were not delivered");
-    }
+    let produced = publisher.finish().await?;
+    tracing::info!(produced, secs = started.elapsed().as_secs_f64(), "done");
     Ok(())
 }

@@ -1,0 +1,92 @@
+//! Publishing to Kafka with back-pressure and delivery accounting, shared by `gen` and `replay`.
+
+use anyhow::Context;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+pub struct Publisher {
+    producer: FutureProducer,
+    topic: String,
+    in_flight: FuturesUnordered<DeliveryFuture>,
+    sent: u64,
+    failed: u64,
+}
+
+impl Publisher {
+    pub fn new(bootstrap: &str, topic: &str) -> anyhow::Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "20")
+            .set("compression.type", "lz4")
+            .create()
+            .context("creating the Kafka producer")?;
+        Ok(Publisher {
+            producer,
+            topic: topic.to_owned(),
+            in_flight: FuturesUnordered::new(),
+            sent: 0,
+            failed: 0,
+        })
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Enqueues one message; while librdkafka's queue is full, waits for deliveries instead.
+    pub async fn send(
+        &mut self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp_ms: Option<i64>,
+    ) -> anyhow::Result<()> {
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(ms) = timestamp_ms {
+                record = record.timestamp(ms);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    self.in_flight.push(delivery);
+                    self.sent += 1;
+                    while let Some(Some(delivery)) = self.in_flight.next().now_or_never() {
+                        self.count(delivery);
+                    }
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    match self.in_flight.next().await {
+                        Some(delivery) => self.count(delivery),
+                        None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    }
+                }
+                Err((error, _)) => return Err(error).context("producing a message"),
+            }
+        }
+    }
+
+    fn count(&mut self, delivery: <DeliveryFuture as std::future::Future>::Output) {
+        self.failed += u64::from(!matches!(delivery, Ok(Ok(_))));
+    }
+
+    /// Waits for every delivery; fails if any message was not delivered.
+    pub async fn finish(mut self) -> anyhow::Result<u64> {
+        while let Some(delivery) = self.in_flight.next().await {
+            self.count(delivery);
+        }
+        if self.failed > 0 {
+            anyhow::bail!(
+                "{} of {} messages were not delivered",
+                self.failed,
+                self.sent
+            );
+        }
+        Ok(self.sent)
+    }
+}
