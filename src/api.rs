@@ -25,7 +25,9 @@ pub async fn run_query(sql: String) -> Result<QueryResult, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub mod http {
     use crate::app::{shell, App};
-    use crate::model::{sse, Health, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
+    use crate::model::{
+        sse, Anomaly, Health, LogEvent, LogFilter, MetricsSnapshot, Series, Window,
+    };
     use crate::pipeline::live::{Logged, SseFrame};
     use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
     use crate::pipeline::Pipeline;
@@ -60,6 +62,7 @@ pub mod http {
             .route("/health", get(health))
             .route("/api/metrics", get(metrics))
             .route("/api/series", get(series))
+            .route("/api/anomalies", get(anomalies))
             .route("/api/logs", get(logs))
             .route("/api/query", post(query))
             .route("/events", get(events))
@@ -149,6 +152,10 @@ pub mod http {
                 .ok_or_else(|| BadRequest(format!("bad step {step:?}: use e.g. 10s or 1m")))?,
         };
         Ok(Json(pipeline.live.series(metric, window, step)))
+    }
+
+    async fn anomalies(State(pipeline): State<Arc<Pipeline>>) -> Json<Vec<Anomaly>> {
+        Json(pipeline.live.anomalies())
     }
 
     async fn logs(

@@ -255,6 +255,53 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AnomalyKind {
+    ErrorRate,
+    Latency,
+    TrafficSpike,
+    TrafficDrop,
+}
+
+impl AnomalyKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AnomalyKind::ErrorRate => "error rate up",
+            AnomalyKind::Latency => "p95 latency up",
+            AnomalyKind::TrafficSpike => "traffic spike",
+            AnomalyKind::TrafficDrop => "traffic drop",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+/// Something that left its baseline: per 10 s bucket of event time, overall or per endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anomaly {
+    pub id: u64,
+    pub kind: AnomalyKind,
+    /// `overall` or `endpoint:/the/path`.
+    pub scope: String,
+    pub severity: Severity,
+    /// The latest value (requests per 10 s, error rate in %, or p95 in ms).
+    pub value: f64,
+    /// The most extreme value while it lasted.
+    pub peak: f64,
+    /// What the detector expected.
+    pub baseline: f64,
+    pub started: DateTime<Utc>,
+    /// None while it lasts.
+    pub ended: Option<DateTime<Utc>>,
+}
+
 /// What the dashboard needs for its first paint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -272,6 +319,8 @@ pub mod sse {
     pub const HEALTH: &str = "health";
     /// The client fell behind and skipped ahead, or resumed after events it can no longer get.
     pub const LAGGED: &str = "lagged";
+    /// An anomaly opened or ended.
+    pub const ANOMALY: &str = "anomaly";
 }
 
 /// Filters of the live log stream: `GET /api/logs` and `GET /events` query parameters, and

@@ -30,6 +30,10 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (port, broker_port) = (free_port(), free_port());
         let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
@@ -42,6 +46,7 @@ impl Server {
             .env("COMMIT_INTERVAL_MS", "300")
             .env_remove("KAFKA_BROKERS")
             .env_remove("DELTA_LAKE_PATH")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -649,5 +654,129 @@ async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time()
     assert_eq!(
         count["rows"][0][2], 4,
         "query strings are not part of the endpoint"
+    );
+}
+
+/// A webhook on loopback that keeps what it is sent.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sent = sent.clone();
+            async move {
+                let _ = sent.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test]
+async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_is_not() {
+    let (hook, mut alerts) = webhook_receiver().await;
+    let server = Server::start_with(&[("ALERT_WEBHOOK_URL", hook.as_str())]);
+    let client = reqwest::Client::new();
+    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+
+    // Twelve minutes of event time in about twelve seconds: ten steady minutes, then a 30 s
+    // error burst at 600 s and a 30 s latency spike at 660 s.
+    let first = chrono::Utc::now() - chrono::Duration::minutes(15);
+    let gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args([
+            "gen",
+            "--steady",
+            "--rate",
+            "40",
+            "--duration",
+            "720",
+            "--speedup",
+            "60",
+        ])
+        .args(["--start-time", &first.to_rfc3339()])
+        .args(["--error-burst", "600:30", "--latency-spike", "660:30"])
+        .env("KAFKA_BROKERS", server.brokers())
+        .output()
+        .expect("run gen");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let at = |secs: i64| first + chrono::Duration::seconds(secs);
+
+    let anomalies: Vec<Value> = eventually(
+        Duration::from_secs(60),
+        "both anomalies",
+        &server,
+        || async {
+            let list: Vec<Value> = client
+                .get(server.url("/api/anomalies"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let found = |kind: &str| {
+                list.iter()
+                    .any(|a| a["kind"] == kind && a["scope"] == "overall")
+            };
+            (found("errorRate") && found("latency")).then_some(list)
+        },
+    )
+    .await;
+    let started = |a: &Value| {
+        a["started"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let overall = |kind: &str| {
+        anomalies
+            .iter()
+            .find(|a| a["kind"] == kind && a["scope"] == "overall")
+            .unwrap()
+    };
+    for (kind, from) in [("errorRate", 600), ("latency", 660)] {
+        let lag = (started(overall(kind)) - at(from)).num_seconds();
+        assert!(
+            (-10..=30).contains(&lag),
+            "{kind} detected {lag} s after it began"
+        );
+    }
+    assert!(overall("errorRate")["value"].as_f64().unwrap() > 20.0);
+    // Nothing in the ten steady minutes (the bucket holding 600 s may start up to 10 s earlier).
+    let early: Vec<&Value> = anomalies.iter().filter(|a| started(a) < at(590)).collect();
+    assert!(early.is_empty(), "steady traffic raised {early:#?}");
+
+    let alert = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let alert = alerts.recv().await.expect("webhook open");
+            if alert["anomaly"]["kind"] == "errorRate" {
+                return alert;
+            }
+        }
+    })
+    .await
+    .expect("the error burst alerted through the webhook");
+    assert!(
+        alert["text"].as_str().unwrap().contains("error rate up"),
+        "{alert}"
     );
 }

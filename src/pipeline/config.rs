@@ -1,5 +1,6 @@
 //! Command line and environment: every knob has a flag, an env var and a sane default.
 
+use chrono::{DateTime, Utc};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -80,6 +81,9 @@ pub struct ServeConfig {
     /// Longest time consumed events wait before they are committed to the lake.
     #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
     pub commit_interval_ms: u64,
+    /// Where to POST anomalies as JSON (optional).
+    #[arg(long, env = "ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
     /// The embedded broker's executable.
     #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
     pub tansu_bin: PathBuf,
@@ -108,19 +112,71 @@ impl ServeConfig {
     }
 }
 
+/// A stretch of event time, as `AT:DURATION` in seconds from the first event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub at: f64,
+    pub duration: f64,
+}
+
+impl Span {
+    pub fn contains(&self, secs: f64) -> bool {
+        secs >= self.at && secs < self.at + self.duration
+    }
+}
+
+fn parse_span(text: &str) -> Result<Span, String> {
+    let (at, duration) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected AT:DURATION in seconds, e.g. 600:30"))?;
+    let number = |n: &str| {
+        n.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    match (number(at), number(duration)) {
+        (Some(at), Some(duration)) => Ok(Span { at, duration }),
+        _ => Err(format!(
+            "{text:?}: expected AT:DURATION in seconds, e.g. 600:30"
+        )),
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GenConfig {
     #[command(flatten)]
     pub kafka: KafkaConfig,
-    /// Events per second.
+    /// Events per second (of event time).
     #[arg(long, default_value_t = 100)]
     pub rate: u32,
-    /// Seconds to run; unset runs until stopped.
+    /// Seconds of event time to cover; unset runs until stopped.
     #[arg(long)]
     pub duration: Option<f64>,
     /// Stop after this many events.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Event time of the first event (RFC 3339); default now.
+    #[arg(long, value_parser = parse_time)]
+    pub start_time: Option<DateTime<Utc>>,
+    /// Event time runs this many times faster than the wall clock (e.g. 60: an hour a minute).
+    #[arg(long, default_value_t = 1.0)]
+    pub speedup: f64,
+    /// No recurring error bursts or slow periods: traffic with only its natural noise.
+    #[arg(long)]
+    pub steady: bool,
+    /// An error burst over every endpoint: AT:DURATION seconds of event time (repeatable).
+    #[arg(long, value_parser = parse_span)]
+    pub error_burst: Vec<Span>,
+    /// Every endpoint eight times slower: AT:DURATION seconds of event time (repeatable).
+    #[arg(long, value_parser = parse_span)]
+    pub latency_spike: Vec<Span>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

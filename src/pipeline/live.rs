@@ -2,7 +2,8 @@
 //! client. Events are numbered, so a reconnecting client resumes after the last one it saw,
 //! and sent in batches, so a high event rate costs a few messages a second per client.
 
-use crate::model::{LogEvent, LogFilter, MetricsSnapshot, Series, Window};
+use crate::model::{sse, Anomaly, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
+use crate::pipeline::anomaly::{Change, Detector};
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use chrono::Utc;
 use serde::Serialize;
@@ -35,6 +36,7 @@ pub enum SseFrame {
 
 pub struct Live {
     metrics: Mutex<LiveMetrics>,
+    detector: Mutex<Detector>,
     recent: Mutex<VecDeque<Arc<Logged>>>,
     recent_capacity: usize,
     /// Events waiting for the next batch; only filled while someone listens.
@@ -62,6 +64,7 @@ impl Live {
     pub fn new(recent_capacity: usize) -> Self {
         Live {
             metrics: Mutex::new(LiveMetrics::default()),
+            detector: Mutex::new(Detector::default()),
             recent: Mutex::new(VecDeque::with_capacity(recent_capacity)),
             recent_capacity,
             pending: Mutex::new(Vec::new()),
@@ -109,6 +112,28 @@ impl Live {
         if !batch.is_empty() {
             let _ = self.frames.send(SseFrame::Logs(Arc::new(batch)));
         }
+    }
+
+    /// Judges the buckets event time has left behind; every change goes to the SSE clients,
+    /// and the openings and endings are returned (for alerts).
+    pub fn detect_anomalies(&self) -> Vec<Anomaly> {
+        let closed = lock(&self.metrics).close_buckets(Instant::now());
+        let mut detector = lock(&self.detector);
+        let mut notable = Vec::new();
+        for bucket in &closed {
+            for (change, anomaly) in detector.observe(bucket) {
+                self.publish(sse::ANOMALY, &anomaly);
+                if change != Change::Continued {
+                    notable.push(anomaly);
+                }
+            }
+        }
+        notable
+    }
+
+    /// Open anomalies first, then ended ones, newest first.
+    pub fn anomalies(&self) -> Vec<Anomaly> {
+        lock(&self.detector).anomalies()
     }
 
     pub fn malformed(&self) -> BTreeMap<String, u64> {

@@ -224,7 +224,29 @@ pub struct LiveMetrics {
     session_last_seen: HashMap<String, i64>,
     data_processed: u64,
     malformed: BTreeMap<String, u64>,
+    /// Start of the next 10 s bucket to hand to the anomaly detector.
+    next_to_close: Option<i64>,
 }
+
+/// What one closed 10-second bucket looked like, overall and per endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClosedBucket {
+    pub start: i64,
+    pub overall: Observation,
+    pub endpoints: Vec<(String, Observation)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    pub requests: u64,
+    pub errors: u64,
+    /// Events that carried a response time.
+    pub timed: u64,
+    pub p95: Option<f64>,
+}
+
+/// Events may still arrive this long after a bucket's end before it is judged.
+const CLOSE_AFTER_SECS: i64 = 2;
 
 impl Default for LiveMetrics {
     fn default() -> Self {
@@ -236,6 +258,7 @@ impl Default for LiveMetrics {
             session_last_seen: HashMap::new(),
             data_processed: 0,
             malformed: BTreeMap::new(),
+            next_to_close: None,
         }
     }
 }
@@ -369,6 +392,50 @@ impl LiveMetrics {
         snapshot
     }
 
+    /// The buckets whose event time has passed (every 10 s slot, empty ones included, so a
+    /// drop to nothing shows), oldest first, each handed out once.
+    pub fn close_buckets(&mut self, now: Instant) -> Vec<ClosedBucket> {
+        let Some(end) = self.event_time_secs(now) else {
+            return Vec::new();
+        };
+        let closable_before = bucket_start(end.floor() as i64 - CLOSE_AFTER_SECS);
+        let oldest_kept = self.buckets.front().map_or(closable_before, |b| b.start);
+        let mut next = self
+            .next_to_close
+            .unwrap_or(oldest_kept)
+            .max(closable_before - HORIZON_SECS);
+        let mut closed = Vec::new();
+        while next < closable_before {
+            let bucket = self
+                .buckets
+                .binary_search_by_key(&next, |b| b.start)
+                .ok()
+                .map(|i| &self.buckets[i]);
+            closed.push(ClosedBucket {
+                start: next,
+                overall: bucket.map_or_else(Observation::default, |b| observe(&b.totals)),
+                endpoints: bucket.map_or_else(Vec::new, |b| {
+                    b.endpoints
+                        .iter()
+                        .filter(|(endpoint, _)| endpoint.as_str() != OTHER)
+                        .map(|(endpoint, t)| {
+                            let observation = Observation {
+                                requests: t.requests,
+                                errors: t.errors,
+                                timed: t.response_times.count() as u64,
+                                p95: quantile(&t.response_times, 0.95),
+                            };
+                            (endpoint.clone(), observation)
+                        })
+                        .collect()
+                }),
+            });
+            next += BUCKET_SECS;
+        }
+        self.next_to_close = Some(next);
+        closed
+    }
+
     /// One metric over `window` in steps of `step_secs` (a multiple of 10 s), oldest first.
     pub fn series(
         &self,
@@ -405,6 +472,15 @@ impl LiveMetrics {
             step_secs: step,
             points,
         }
+    }
+}
+
+fn observe(totals: &Totals) -> Observation {
+    Observation {
+        requests: totals.requests,
+        errors: totals.errors,
+        timed: totals.timed,
+        p95: quantile(&totals.response_times, 0.95),
     }
 }
 
@@ -638,6 +714,28 @@ mod tests {
         assert_eq!(rate.points.len(), 5);
         assert_eq!(rate.points[0].v, None, "no events that long ago");
         assert_eq!(rate.points[4].v, Some(5.0));
+    }
+
+    #[test]
+    fn buckets_close_once_in_order_with_empty_slots_included() {
+        let now = Instant::now();
+        let mut m = LiveMetrics::default();
+        assert!(m.close_buckets(now).is_empty());
+        m.record(&event(T0 as f64 + 1.0, 500, 10.0, "/a", "s"), now);
+        m.record(&event(T0 as f64 + 35.0, 200, 10.0, "/a", "s"), now);
+        // The clock stands at T0+35: buckets T0, T0+10, T0+20 are over.
+        let closed = m.close_buckets(now);
+        assert_eq!(
+            closed.iter().map(|b| b.start - T0).collect::<Vec<_>>(),
+            [0, 10, 20]
+        );
+        assert_eq!(closed[0].overall.requests, 1);
+        assert_eq!(closed[0].overall.errors, 1);
+        assert_eq!(closed[0].endpoints[0].0, "/a");
+        assert_eq!(closed[1].overall, Observation::default());
+        assert!(m.close_buckets(now).is_empty(), "each bucket once");
+        let later = m.close_buckets(now + Duration::from_secs(10));
+        assert_eq!(later.iter().map(|b| b.start - T0).collect::<Vec<_>>(), [30]);
     }
 
     #[test]

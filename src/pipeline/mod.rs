@@ -1,5 +1,7 @@
 //! The server side, one file per stage. `Pipeline` wires the stages together and reports on them.
 
+pub mod alert;
+pub mod anomaly;
 pub mod broker;
 pub mod config;
 pub mod decode;
@@ -132,7 +134,8 @@ impl Pipeline {
             _broker: broker,
             _demo: demo,
         });
-        tokio::spawn(publish_every_second(Arc::downgrade(&pipeline)));
+        let alerter = config.alert_webhook_url.clone().map(alert::Alerter::start);
+        tokio::spawn(publish_every_second(Arc::downgrade(&pipeline), alerter));
         tokio::spawn(flush_log_batches(Arc::downgrade(&pipeline.live)));
         Ok(pipeline)
     }
@@ -211,7 +214,10 @@ async fn flush_log_batches(live: std::sync::Weak<Live>) {
     }
 }
 
-async fn publish_every_second(pipeline: std::sync::Weak<Pipeline>) {
+async fn publish_every_second(
+    pipeline: std::sync::Weak<Pipeline>,
+    alerter: Option<alert::Alerter>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -222,5 +228,11 @@ async fn publish_every_second(pipeline: std::sync::Weak<Pipeline>) {
             .live
             .publish(sse::METRICS, &pipeline.live.metrics(Window::default()));
         pipeline.live.publish(sse::HEALTH, &pipeline.health());
+        for anomaly in pipeline.live.detect_anomalies() {
+            tracing::warn!(?anomaly, "anomaly");
+            if let Some(alerter) = &alerter {
+                alerter.notify(&anomaly);
+            }
+        }
     }
 }

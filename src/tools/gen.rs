@@ -4,9 +4,10 @@
 
 use crate::model::LogEvent;
 use crate::pipeline::config::GenConfig;
+use crate::pipeline::config::Span;
 use crate::pipeline::decode::level_for_status;
 use crate::tools::publisher::Publisher;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
@@ -104,10 +105,38 @@ const ROUTES: &[Route] = &[
     },
 ];
 
-/// Every 2 minutes, 12 s in which payments and checkout fail often.
+/// Unless `--steady`: every 2 minutes, 12 s in which payments and checkout fail often...
 const ERROR_BURST: (u64, u64) = (120, 12);
-/// Every 3 minutes, 20 s in which search is five times slower.
+/// ...and every 3 minutes, 20 s in which search is five times slower.
 const SLOW_PERIOD: (u64, u64) = (180, 20);
+/// During `--error-burst`, the share of all requests that fail.
+const BURST_FAILURE_RATE: f64 = 0.4;
+/// During `--latency-spike`, how much slower every request is.
+const SPIKE_SLOWDOWN: f64 = 8.0;
+
+/// What is going wrong at one moment of the traffic.
+#[derive(Clone, Copy, Debug, Default)]
+struct Conditions {
+    payments_failing: bool,
+    search_slow: bool,
+    everything_failing: bool,
+    everything_slow: bool,
+}
+
+impl Conditions {
+    fn at(config: &GenConfig, event_secs: f64) -> Self {
+        let recurring = |(every, lasting): (u64, u64)| {
+            !config.steady && (event_secs as u64) % every >= every - lasting
+        };
+        let during = |spans: &[Span]| spans.iter().any(|s| s.contains(event_secs));
+        Conditions {
+            payments_failing: recurring(ERROR_BURST),
+            search_slow: recurring(SLOW_PERIOD),
+            everything_failing: during(&config.error_burst),
+            everything_slow: during(&config.latency_spike),
+        }
+    }
+}
 
 struct Session {
     id: String,
@@ -175,9 +204,7 @@ impl Traffic {
         &ROUTES[0]
     }
 
-    fn event(&mut self, elapsed_secs: u64) -> LogEvent {
-        let in_burst = elapsed_secs % ERROR_BURST.0 >= ERROR_BURST.0 - ERROR_BURST.1;
-        let in_slow = elapsed_secs % SLOW_PERIOD.0 >= SLOW_PERIOD.0 - SLOW_PERIOD.1;
+    fn event(&mut self, timestamp: DateTime<Utc>, now: Conditions) -> LogEvent {
         // Sessions come and go.
         if self.rng.random_bool(0.01) {
             let slot = self.rng.random_range(0..self.sessions.len());
@@ -188,12 +215,17 @@ impl Traffic {
             .path
             .replace("{id}", &self.rng.random_range(1..=60).to_string());
         let mut response_time = route.median_ms * self.latency_spread.sample(&mut self.rng);
-        if in_slow && route.source == "search-service" {
+        if now.search_slow && route.source == "search-service" {
             response_time *= 5.0;
         }
-        let failing = matches!(route.source, "payment-service" | "cart-service");
+        if now.everything_slow {
+            response_time *= SPIKE_SLOWDOWN;
+        }
+        let payments = matches!(route.source, "payment-service" | "cart-service");
         let roll: f64 = self.rng.random();
-        let (status, message) = if in_burst && failing && roll < 0.35 {
+        let (status, message) = if now.everything_failing && roll < BURST_FAILURE_RATE {
+            (503, format!("{} unavailable", route.source))
+        } else if now.payments_failing && payments && roll < 0.35 {
             (503, "upstream payment provider unavailable".to_owned())
         } else if roll < 0.004 {
             (
@@ -218,7 +250,7 @@ impl Traffic {
         };
         let session = &self.sessions[self.rng.random_range(0..self.sessions.len())];
         LogEvent {
-            timestamp: Utc::now(),
+            timestamp,
             level: level_for_status(status).to_owned(),
             source: route.source.to_owned(),
             method: route.method.to_owned(),
@@ -238,25 +270,30 @@ pub async fn run(config: GenConfig) -> anyhow::Result<()> {
     let bootstrap = config.kafka.bootstrap();
     let mut publisher = Publisher::new(&bootstrap, &config.kafka.topic)?;
     let mut traffic = Traffic::new();
+    // Rate and duration are in event time, which runs `speedup` times faster than the wall clock.
     let rate = f64::from(config.rate.max(1));
+    let speedup = config.speedup.max(1e-3);
+    let first_event = config.start_time.unwrap_or_else(Utc::now);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tracing::info!(%bootstrap, topic = %config.kafka.topic, rate, "producing");
+    tracing::info!(%bootstrap, topic = %config.kafka.topic, rate, speedup, "producing");
     loop {
         tick.tick().await;
-        let elapsed = started.elapsed();
-        if config.duration.is_some_and(|d| elapsed.as_secs_f64() >= d) {
-            break;
-        }
+        let event_secs = started.elapsed().as_secs_f64() * speedup;
+        let finished = config.duration.is_some_and(|d| event_secs >= d);
+        let event_secs = config.duration.map_or(event_secs, |d| event_secs.min(d));
         // Catch up to where the rate says we should be, capped by --count.
-        let due = ((elapsed.as_secs_f64() * rate) as u64).min(config.count.unwrap_or(u64::MAX));
+        let due = ((event_secs * rate) as u64).min(config.count.unwrap_or(u64::MAX));
         while publisher.sent() < due {
-            let event = traffic.event(elapsed.as_secs());
+            // Spread the events of this tick evenly over the event time it covers.
+            let at = publisher.sent() as f64 / rate;
+            let timestamp = first_event + chrono::Duration::microseconds((at * 1e6) as i64);
+            let event = traffic.event(timestamp, Conditions::at(&config, at));
             let payload = serde_json::to_vec(&event)?;
             let key = event.session_id.as_deref().map(str::as_bytes);
             publisher.send(key, &payload, None).await?;
         }
-        if config.count.is_some_and(|c| publisher.sent() >= c) {
+        if finished || config.count.is_some_and(|c| publisher.sent() >= c) {
             break;
         }
     }
