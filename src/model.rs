@@ -200,6 +200,24 @@ pub struct KafkaStatus {
     pub dead_letter_topic: String,
     pub group_id: String,
     pub detail: String,
+    pub partitions: Vec<PartitionProgress>,
+    /// Sum of the partitions' lag, where known.
+    pub lag: Option<i64>,
+}
+
+/// How far ingest is through one partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionProgress {
+    pub partition: i32,
+    /// Whether the partition has a leader broker.
+    pub available: bool,
+    /// Next offset ingest will read.
+    pub position: Option<i64>,
+    pub high_watermark: Option<i64>,
+    /// Messages behind the end. Some brokers (tansu among them) report high watermarks below
+    /// the true end, so this can read low.
+    pub lag: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -210,6 +228,8 @@ pub struct LakeStatus {
     pub version: Option<u64>,
     pub rows_committed: u64,
     pub last_commit: Option<DateTime<Utc>>,
+    /// Seconds since the last commit, as of this report.
+    pub last_commit_age_secs: Option<f64>,
     pub detail: String,
 }
 

@@ -396,14 +396,34 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let health: Value = client
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The status knows each partition and how far behind ingest is (the watcher runs every 3 s).
+    let health: Value = eventually(
+        Duration::from_secs(15),
+        "no lag in /health",
+        &server,
+        || async {
+            let h: Value = client
+                .get(server.url("/health"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (h["kafka"]["lag"] == 0).then_some(h)
+        },
+    )
+    .await;
+    let partitions = health["kafka"]["partitions"]
+        .as_array()
+        .expect("partitions");
+    assert_eq!(partitions.len(), 3);
+    assert!(
+        partitions.iter().all(|p| p["available"] == true),
+        "{partitions:?}"
+    );
+    assert_eq!(health["kafka"]["state"], "connected");
+    assert!(health["lake"]["lastCommitAgeSecs"].as_f64().is_some());
     assert_eq!(health["malformed"], metrics["malformed"]);
     assert_eq!(health["kafka"]["deadLetterTopic"], "web-logs.dlq");
     let dead_letters = dead_letters(&server.brokers(), MALFORMED).await;
@@ -779,4 +799,100 @@ async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_i
         alert["text"].as_str().unwrap().contains("error rate up"),
         "{alert}"
     );
+}
+
+#[tokio::test]
+async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+    // Asks for the stream and never reads a byte of it.
+    let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stuck
+        .write_all(b"GET /events HTTP/1.1\r\nHost: lakepulse\r\n\r\n")
+        .await
+        .unwrap();
+    let _: Value = eventually(
+        Duration::from_secs(10),
+        "the stuck client counted",
+        &server,
+        || async {
+            let h: Value = client
+                .get(server.url("/health"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (h["sseClients"] == 1).then_some(h)
+        },
+    )
+    .await;
+
+    // Far more than the socket buffers hold: the stuck client falls behind for good.
+    const EVENTS: u64 = 30_000;
+    let gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args(["gen", "--count", &EVENTS.to_string(), "--rate", "20000"])
+        .env("KAFKA_BROKERS", server.brokers())
+        .output()
+        .expect("run gen");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+
+    // A healthy client still gets a live stream that counts every event.
+    let response = client.get(server.url("/events")).send().await.expect("SSE");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let seen = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let message: String = text.drain(..end + 2).collect();
+                if message.contains("event: metrics") {
+                    let data = message
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap();
+                    let metrics: Value = serde_json::from_str(data).unwrap();
+                    if metrics["totalRequests"] == EVENTS {
+                        return metrics;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("every event counted while a client is stuck");
+    assert_eq!(seen["totalRequests"], EVENTS);
+    let health: Value = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["sseClients"], 2,
+        "the stuck client is still connected, just behind"
+    );
+    drop(stuck);
 }

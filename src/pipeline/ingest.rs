@@ -1,7 +1,7 @@
 //! Ingest: the Kafka consumer. Every message is decoded once and handed to the live view and
 //! to the lake; a message that does not decode is counted, logged and its offset still moves on.
 
-use crate::model::{KafkaStatus, StageState};
+use crate::model::{KafkaStatus, PartitionProgress, StageState};
 use crate::pipeline::decode::{decode_message, DecodeError};
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
@@ -208,20 +208,38 @@ pub async fn run(
     }
 }
 
-/// Keeps the Kafka line of the status honest by asking the broker for the topic every few seconds.
+/// Asks the broker, every few seconds, for the topic's partitions (with their leaders) and
+/// their high watermarks, and compares them with where ingest stands.
 pub async fn watch_connection(
     consumer: Arc<StreamConsumer>,
     topic: String,
     status: Arc<RwLock<KafkaStatus>>,
 ) {
     loop {
-        let probe = partitions(&consumer, &topic).await;
+        let client = consumer.clone();
+        let name = topic.clone();
+        let probe = tokio::task::spawn_blocking(move || progress(&client, &name)).await;
         {
             let mut status = status.write().unwrap_or_else(|e| e.into_inner());
             match probe {
-                Ok(ids) => {
-                    status.state = StageState::Connected;
-                    status.detail = format!("{} partitions", ids.len());
+                Ok(Ok(partitions)) => {
+                    let unavailable = partitions.iter().filter(|p| !p.available).count();
+                    status.lag = partitions.iter().map(|p| p.lag).sum();
+                    (status.state, status.detail) = match unavailable {
+                        0 => (
+                            StageState::Connected,
+                            format!("{} partitions", partitions.len()),
+                        ),
+                        n => (
+                            StageState::Partial,
+                            format!("{n} of {} partitions have no leader", partitions.len()),
+                        ),
+                    };
+                    status.partitions = partitions;
+                }
+                Ok(Err(error)) => {
+                    status.state = StageState::Down;
+                    status.detail = error.to_string();
                 }
                 Err(error) => {
                     status.state = StageState::Down;
@@ -231,4 +249,35 @@ pub async fn watch_connection(
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+}
+
+fn progress(consumer: &StreamConsumer, topic: &str) -> Result<Vec<PartitionProgress>, IngestError> {
+    let timeout = Duration::from_secs(3);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let positions = consumer.position()?;
+    let mut progress = Vec::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let id = partition.id();
+        let position = positions
+            .find_partition(topic, id)
+            .and_then(|p| p.offset().to_raw())
+            .filter(|o| *o >= 0);
+        let high_watermark = consumer
+            .fetch_watermarks(topic, id, timeout)
+            .ok()
+            .map(|(_, high)| high);
+        progress.push(PartitionProgress {
+            partition: id,
+            available: partition.leader() >= 0,
+            position,
+            high_watermark,
+            lag: high_watermark
+                .zip(position)
+                .map(|(high, at)| (high - at).max(0)),
+        });
+    }
+    if progress.is_empty() {
+        return Err(IngestError::NoPartitions(topic.to_owned()));
+    }
+    Ok(progress)
 }

@@ -93,6 +93,7 @@ pub fn initial_status(url: &Url, table: &DeltaTable) -> LakeStatus {
         version: table.version(),
         rows_committed: 0,
         last_commit: None,
+        last_commit_age_secs: None,
         detail: "waiting for events".to_owned(),
     }
 }

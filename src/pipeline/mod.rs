@@ -93,6 +93,8 @@ impl Pipeline {
             dead_letter_topic,
             group_id: config.group_id.clone(),
             detail: format!("{} partitions", partitions.len()),
+            partitions: Vec::new(),
+            lag: None,
         }));
         let lake_status = Arc::new(RwLock::new(lake::initial_status(&table_url, &table)));
 
@@ -142,7 +144,10 @@ impl Pipeline {
 
     pub fn health(&self) -> Health {
         let kafka = self.kafka.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let lake = self.lake.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut lake = self.lake.read().unwrap_or_else(|e| e.into_inner()).clone();
+        lake.last_commit_age_secs = lake
+            .last_commit
+            .map(|at| (chrono::Utc::now() - at).as_seconds_f64().max(0.0));
         let healthy = kafka.state == StageState::Connected && lake.state != StageState::Down;
         Health {
             status: if healthy { "healthy" } else { "degraded" }.to_owned(),

@@ -13,8 +13,11 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
         } else {
             "cluster"
         };
+        let lag = h.kafka.lag.map_or(String::new(), |lag| {
+            format!(" · lag {}", format::count(lag as f64))
+        });
         format!(
-            "{} Kafka {} · {} ({origin}) · topic {} · {}",
+            "{} Kafka {} · {} ({origin}) · topic {} · {}{lag}",
             h.kafka.state.icon(),
             h.kafka.state.label(),
             h.kafka.brokers,
@@ -25,9 +28,12 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
     let lake = move || {
         let h = health.get();
         let version = h.lake.version.map_or("–".to_owned(), |v| v.to_string());
-        let last = h.lake.last_commit.map_or("no commit yet".to_owned(), |t| {
-            format!("last commit {}", t.format("%H:%M:%S"))
-        });
+        let last = h
+            .lake
+            .last_commit_age_secs
+            .map_or("no commit yet".to_owned(), |age| {
+                format!("last commit {age:.0} s ago")
+            });
         format!(
             "{} Delta Lake {} · v{version} · {} rows committed · {last}",
             h.lake.state.icon(),
