@@ -329,6 +329,7 @@ pub struct DashboardSnapshot {
     pub health: Health,
     pub metrics: MetricsSnapshot,
     pub recent_logs: Vec<LogEvent>,
+    pub anomalies: Vec<Anomaly>,
 }
 
 /// The SSE event names of `GET /events`; each payload is the JSON of the matching type, but

@@ -55,3 +55,16 @@ test('SQL from the dashboard answers from the lake', async ({ page }) => {
   await page.getByTestId('sql-run').click();
   await expect(page.getByTestId('sql-error')).toContainText('nope');
 });
+
+test('the time window lives in the URL and survives a reload', async ({ page }) => {
+  produce(5);
+  await page.goto('/');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  await page.getByTestId('window-1h').click();
+  await expect(page).toHaveURL(/\?window=1h$/);
+  await expect(page.getByTestId('window-1h')).toHaveAttribute('aria-current', 'page');
+  await expect(page.getByText('p95 (1h)')).toBeVisible();
+  await page.reload();
+  await expect(page.getByText('p95 (1h)')).toBeVisible();
+  await expect(page.getByTestId('window-requests')).not.toHaveText('0');
+});

@@ -1,16 +1,20 @@
 //! The browser's end of `GET /events`: SSE frames land in signals the components read.
 
-use crate::model::{Health, LogEvent, MetricsSnapshot, StageState};
+use crate::model::{Anomaly, Health, LogEvent, MetricsSnapshot, StageState};
 use leptos::prelude::*;
 
 /// How many live log lines the dashboard keeps.
 pub const LOG_LINES: usize = 50;
+/// How many anomalies the dashboard keeps.
+pub const ANOMALIES_KEPT: usize = 50;
 
 #[derive(Clone, Copy)]
 pub struct LiveSignals {
     pub metrics: RwSignal<MetricsSnapshot>,
     pub health: RwSignal<Health>,
     pub logs: RwSignal<Vec<LogEvent>>,
+    /// Open first, then ended, newest first (as `/api/anomalies`).
+    pub anomalies: RwSignal<Vec<Anomaly>>,
     /// The state of this browser's own link to the server.
     pub link: RwSignal<StageState>,
 }
@@ -27,8 +31,8 @@ pub fn connect(signals: LiveSignals) {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use super::{LiveSignals, LOG_LINES};
-    use crate::model::{sse, LogEvent, StageState};
+    use super::{LiveSignals, ANOMALIES_KEPT, LOG_LINES};
+    use crate::model::{sse, Anomaly, LogEvent, StageState};
     use leptos::prelude::*;
     use send_wrapper::SendWrapper;
     use serde::de::DeserializeOwned;
@@ -98,6 +102,20 @@ mod browser {
                         logs.extend(batch.into_iter().rev());
                         logs.extend(older);
                         logs.truncate(LOG_LINES);
+                    });
+                }
+            }),
+        );
+        listen(
+            sse::ANOMALY,
+            Box::new(move |e| {
+                if let Some(anomaly) = parse::<Anomaly>(&e) {
+                    signals.anomalies.update(|list| {
+                        list.retain(|a| a.id != anomaly.id);
+                        list.push(anomaly);
+                        // Open ones first, newest first within each group.
+                        list.sort_by_key(|a| (a.ended.is_some(), std::cmp::Reverse(a.id)));
+                        list.truncate(ANOMALIES_KEPT);
                     });
                 }
             }),

@@ -168,6 +168,7 @@ impl Pipeline {
                 limit: Some(50),
                 ..LogFilter::default()
             }),
+            anomalies: self.live.anomalies(),
         }
     }
 }

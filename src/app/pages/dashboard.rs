@@ -2,7 +2,13 @@
 
 use crate::api::get_dashboard;
 use crate::app::components::{
-    log_list::LogList, metrics_grid::MetricsGrid, sql_box::SqlBox, status_bar::StatusBar,
+    anomaly_list::AnomalyList,
+    endpoint_table::EndpointTable,
+    log_list::LogList,
+    metrics_grid::MetricsGrid,
+    sql_box::SqlBox,
+    status_bar::StatusBar,
+    window_picker::{use_window, WindowPicker},
 };
 use crate::app::live::{connect, LiveSignals};
 use crate::model::{DashboardSnapshot, StageState};
@@ -29,12 +35,19 @@ fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
         metrics: RwSignal::new(snapshot.metrics),
         health: RwSignal::new(snapshot.health),
         logs: RwSignal::new(snapshot.recent_logs),
+        anomalies: RwSignal::new(snapshot.anomalies),
         link: RwSignal::new(StageState::Connecting),
     };
     connect(signals);
+    let window = use_window();
     view! {
         <StatusBar health=signals.health link=signals.link />
-        <MetricsGrid metrics=signals.metrics />
+        <WindowPicker window />
+        <MetricsGrid metrics=signals.metrics window />
+        <div class="panels">
+            <AnomalyList anomalies=signals.anomalies />
+            <EndpointTable metrics=signals.metrics />
+        </div>
         <div class="panels">
             <LogList logs=signals.logs />
             <SqlBox />
