@@ -26,6 +26,7 @@ struct Server {
     port: u16,
     broker_port: u16,
     data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -36,27 +37,48 @@ impl Server {
     fn start_with(env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (port, broker_port) = (free_port(), free_port());
-        let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
-            .arg("serve")
-            .env("PORT", port.to_string())
-            .env("EMBEDDED_BROKER_PORT", broker_port.to_string())
-            .env("DATA_DIR", data_dir.path())
-            .env("DEMO", "0")
-            .env("COMMIT_INTERVAL_MS", "300")
-            .env_remove("KAFKA_BROKERS")
-            .env_remove("DELTA_LAKE_PATH")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start lakepulse");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Server::spawn(port, broker_port, data_dir.path(), &env);
         Server {
             child,
             port,
             broker_port,
             data_dir,
+            env,
         }
+    }
+
+    fn spawn(port: u16, broker_port: u16, data_dir: &Path, env: &[(String, String)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+            .arg("serve")
+            .env("PORT", port.to_string())
+            .env("EMBEDDED_BROKER_PORT", broker_port.to_string())
+            .env("DATA_DIR", data_dir)
+            .env("DEMO", "0")
+            .env("COMMIT_INTERVAL_MS", "300")
+            .env_remove("KAFKA_BROKERS")
+            .env_remove("DELTA_LAKE_PATH")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start lakepulse")
+    }
+
+    /// Kills lakepulse the way a crash would (SIGKILL: no cleanup, its broker left running)
+    /// and starts it again on the same data and ports.
+    fn crash_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        self.child = Server::spawn(self.port, self.broker_port, self.data_dir.path(), &self.env);
     }
 
     fn url(&self, path: &str) -> String {
@@ -78,6 +100,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A broker orphaned by a crash test belongs to no lakepulse any more.
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("tcp://127.0.0.1:{} ", self.broker_port)])
+            .status();
         // SIGTERM, so lakepulse stops its embedded broker on the way out.
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -895,4 +921,91 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
         "the stuck client is still connected, just behind"
     );
     drop(stuck);
+}
+
+#[tokio::test]
+async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
+    use rand::Rng;
+    let mut server = Server::start();
+    let client = reqwest::Client::new();
+    let healthy = |server: &Server| {
+        let url = server.url("/health");
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .ok()?
+                .json::<Value>()
+                .await
+                .ok()
+        }
+    };
+    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || {
+        healthy(&server)
+    })
+    .await;
+
+    // A producer that runs through every crash, as services do.
+    const EVENTS: u64 = 12_000;
+    let mut gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args(["gen", "--count", &EVENTS.to_string(), "--rate", "1500"])
+        .env("KAFKA_BROKERS", server.brokers())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start gen");
+    let mut rng = rand::rng();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+        server.crash_and_restart();
+        let _: Value = eventually(
+            Duration::from_secs(60),
+            "/health after a crash",
+            &server,
+            || healthy(&server),
+        )
+        .await;
+    }
+    assert!(gen.wait().expect("gen ran").success());
+
+    let counted = |sql_text: &'static str| {
+        let client = client.clone();
+        let url = server.url("/api/query");
+        async move {
+            let answer: Value = client
+                .post(url)
+                .json(&json!({ "query": sql_text }))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            answer["rows"][0][0].as_u64()
+        }
+    };
+    eventually(
+        Duration::from_secs(60),
+        "every event in the lake",
+        &server,
+        || async { (counted("SELECT count(*) FROM logs").await? >= EVENTS).then_some(()) },
+    )
+    .await;
+    // Let any commit still in flight land, then count again: exactly once each.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(counted("SELECT count(*) FROM logs").await, Some(EVENTS));
+    assert_eq!(
+        counted("SELECT count(DISTINCT event_id) FROM logs").await,
+        Some(EVENTS)
+    );
+    assert_eq!(
+        counted("SELECT count(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM logs)")
+            .await,
+        Some(EVENTS)
+    );
+    let lake = run_python(&["read_delta.py", server.lake_path().to_str().unwrap()]);
+    let lake: Value = serde_json::from_str(lake.trim()).expect("reader JSON");
+    assert_eq!(lake["rows"], EVENTS);
+    assert_eq!(lake["distinct_event_ids"], EVENTS);
 }
