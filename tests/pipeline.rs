@@ -37,7 +37,7 @@ impl Server {
     fn start_with(env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (port, broker_port) = (free_port(), free_port());
-        let env = env
+        let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
