@@ -10,32 +10,53 @@ pub async fn get_dashboard() -> Result<DashboardSnapshot, ServerFnError> {
     Ok(expect_context::<http::AppState>().pipeline.dashboard())
 }
 
-/// Runs one read-only SQL query over the lake.
+/// Runs one read-only SQL query over the lake (at `version`, when given).
 #[server]
-pub async fn run_query(sql: String) -> Result<QueryResult, ServerFnError> {
+pub async fn run_query(
+    sql: String,
+    version: Option<u64>,
+    id: Option<String>,
+) -> Result<QueryResult, ServerFnError> {
+    let request = crate::model::QueryRequest {
+        query: sql,
+        version,
+        id,
+    };
     let state = expect_context::<http::AppState>();
     state
         .pipeline
         .query
-        .run(&sql)
+        .run(&request)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Stops a query started with this id.
+#[server]
+pub async fn cancel_query(id: String) -> Result<bool, ServerFnError> {
+    Ok(expect_context::<http::AppState>()
+        .pipeline
+        .query
+        .cancel(&id))
 }
 
 #[cfg(feature = "ssr")]
 pub mod http {
     use crate::app::{shell, App};
+    use crate::model::QueryRequest;
     use crate::model::{
         sse, Anomaly, Health, LogEvent, LogFilter, MetricsSnapshot, Series, Window,
     };
     use crate::pipeline::live::{Logged, SseFrame};
     use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
+    use crate::pipeline::query::QueryError;
     use crate::pipeline::Pipeline;
+    use axum::extract::Path;
     use axum::extract::{FromRef, Query, State};
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::sse::{Event, KeepAlive, Sse};
     use axum::response::{IntoResponse, Response};
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, post};
     use axum::{Json, Router};
     use futures::stream::{self, Stream, StreamExt};
     use leptos::prelude::LeptosOptions;
@@ -65,6 +86,8 @@ pub mod http {
             .route("/api/anomalies", get(anomalies))
             .route("/api/logs", get(logs))
             .route("/api/query", post(query))
+            .route("/api/query/{id}", delete(cancel))
+            .route("/api/lake/history", get(lake_history))
             .route("/events", get(events))
             .leptos_routes(&state, routes, move || shell(options.clone()))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
@@ -165,23 +188,45 @@ pub mod http {
         Json(pipeline.live.recent_logs(&filter))
     }
 
-    #[derive(Deserialize)]
-    struct QueryRequest {
-        query: String,
-    }
-
     async fn query(
         State(pipeline): State<Arc<Pipeline>>,
         Json(request): Json<QueryRequest>,
     ) -> Response {
-        match pipeline.query.run(&request.query).await {
+        match pipeline.query.run(&request).await {
             Ok(result) => Json(result).into_response(),
-            Err(error) if error.is_client_error() => BadRequest(error.to_string()).into_response(),
-            Err(error) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(serde_json::json!({ "error": error.to_string() })),
-            )
-                .into_response(),
+            Err(error) => query_error(error),
+        }
+    }
+
+    fn query_error(error: QueryError) -> Response {
+        if error.is_client_error() {
+            return BadRequest(error.to_string()).into_response();
+        }
+        let body = Json(serde_json::json!({ "error": error.to_string() }));
+        (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+    }
+
+    /// `DELETE /api/query/{id}`: 204 when a query ran under that id and is stopped, else 404.
+    async fn cancel(State(pipeline): State<Arc<Pipeline>>, Path(id): Path<String>) -> StatusCode {
+        if pipeline.query.cancel(&id) {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::NOT_FOUND
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct HistoryParams {
+        limit: Option<usize>,
+    }
+
+    async fn lake_history(
+        State(pipeline): State<Arc<Pipeline>>,
+        Query(params): Query<HistoryParams>,
+    ) -> Response {
+        match pipeline.query.history(params.limit.unwrap_or(100)).await {
+            Ok(versions) => Json(versions).into_response(),
+            Err(error) => query_error(error),
         }
     }
 

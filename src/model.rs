@@ -262,6 +262,39 @@ impl StageState {
     }
 }
 
+/// One SQL query: over the latest version of the table, or over `version` (time travel).
+/// With an `id`, it can be cancelled while it runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryRequest {
+    pub query: String,
+    #[serde(default)]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+impl QueryRequest {
+    pub fn sql(query: impl Into<String>) -> Self {
+        QueryRequest {
+            query: query.into(),
+            ..QueryRequest::default()
+        }
+    }
+}
+
+/// One commit of the Delta table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableVersion {
+    pub version: u64,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub operation: String,
+    pub rows_added: Option<u64>,
+    pub files_added: Option<u64>,
+    pub files_removed: Option<u64>,
+}
+
 /// The answer to one SQL query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -273,6 +306,9 @@ pub struct QueryResult {
     pub execution_time: f64,
     /// True when the result had more rows than the row cap and was cut.
     pub truncated: bool,
+    /// The table version queried, when not the latest.
+    #[serde(default)]
+    pub version: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

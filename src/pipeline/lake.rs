@@ -351,8 +351,9 @@ impl LakeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::QueryRequest;
     use crate::pipeline::decode::decode;
-    use crate::pipeline::query::QueryEngine;
+    use crate::pipeline::query::{QueryEngine, QueryError};
     use std::sync::Mutex;
 
     fn event(i: i64) -> LogEvent {
@@ -428,11 +429,31 @@ mod tests {
         assert_eq!(status.read().unwrap().rows_committed, 12);
 
         let engine = QueryEngine::new(url);
-        let answer = engine
-            .run("SELECT count(*) AS n, count(DISTINCT event_id) AS ids, sum(CASE WHEN status >= 500 THEN 1 ELSE 0 END) AS errors, min(event_date) AS day FROM logs")
+        let answer = engine.run(&QueryRequest::sql("SELECT count(*) AS n, count(DISTINCT event_id) AS ids, sum(CASE WHEN status >= 500 THEN 1 ELSE 0 END) AS errors, min(event_date) AS day FROM logs"))
             .await
             .unwrap();
         assert_eq!(answer.columns, ["n", "ids", "errors", "day"]);
+        // Time travel: version 0 is the empty table; there is no version 9.
+        let before = QueryRequest {
+            version: Some(0),
+            ..QueryRequest::sql("SELECT count(*) AS n FROM logs")
+        };
+        let answer_then = engine.run(&before).await.unwrap();
+        assert_eq!(answer_then.rows, [[serde_json::Value::from(0)]]);
+        assert_eq!(answer_then.version, Some(0));
+        let missing = QueryRequest {
+            version: Some(9),
+            ..before
+        };
+        assert!(matches!(
+            engine.run(&missing).await,
+            Err(QueryError::NoSuchVersion(9))
+        ));
+        let history = engine.history(10).await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!((history[0].version, history[0].rows_added), (1, Some(12)));
+        assert_eq!(history[0].operation, "WRITE");
+        assert_eq!(history[1].version, 0);
         assert_eq!(
             answer.rows,
             [serde_json::json!([12, 12, 4, "2026-11-29"])

@@ -1,15 +1,22 @@
-//! SQL over the lake: DataFusion on the latest committed version of the Delta table, read-only.
+//! SQL over the lake: DataFusion on a committed version of the Delta table (the latest
+//! unless the query asks for another), read-only, with a time limit, a memory limit and a row
+//! cap, and cancellable by id while it runs.
 
-use crate::model::QueryResult;
+use crate::model::{QueryRequest, QueryResult, TableVersion};
+use chrono::DateTime;
 use deltalake::arrow::json::writer::{JsonArray, WriterBuilder};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::MemorySchemaProvider;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTableError;
-use std::sync::Arc;
+use futures::TryStreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::task::AbortHandle;
 use url::Url;
 
 /// The names the table answers to.
@@ -24,6 +31,10 @@ pub enum QueryError {
     Sql(String),
     #[error("query stopped after {0:?}")]
     Timeout(Duration),
+    #[error("query cancelled")]
+    Cancelled,
+    #[error("table version {0} does not exist (or was cleaned up)")]
+    NoSuchVersion(u64),
     #[error("could not read the table: {0}")]
     Table(#[from] DeltaTableError),
 }
@@ -46,6 +57,8 @@ pub struct QueryEngine {
     table_url: Url,
     timeout: Duration,
     max_rows: usize,
+    memory_limit: usize,
+    running: Arc<Mutex<HashMap<String, AbortHandle>>>,
 }
 
 impl QueryEngine {
@@ -54,54 +67,133 @@ impl QueryEngine {
             table_url,
             timeout: Duration::from_secs(30),
             max_rows: 10_000,
+            memory_limit: 512 * 1024 * 1024,
+            running: Arc::default(),
         }
     }
 
-    pub async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        if sql.trim().is_empty() {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops the query started with this id; false if none runs under it.
+    pub fn cancel(&self, id: &str) -> bool {
+        self.running().remove(id).map(|q| q.abort()).is_some()
+    }
+
+    pub async fn run(&self, request: &QueryRequest) -> Result<QueryResult, QueryError> {
+        let sql = request.query.trim().to_owned();
+        if sql.is_empty() {
             return Err(QueryError::Empty);
         }
         let started = Instant::now();
-        let ctx = self.session().await?;
+        let ctx = self.session(request.version).await?;
+        let max_rows = self.max_rows;
         // Reads only: DataFusion refuses DDL (CREATE EXTERNAL TABLE, ...), DML (INSERT, COPY)
         // and statements (SET, ...) before planning anything.
         let read_only = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let work = async {
-            let frame = ctx.sql_with_options(sql, read_only).await?;
+        let work = tokio::spawn(async move {
+            let frame = ctx.sql_with_options(&sql, read_only).await?;
             let columns: Vec<String> = frame
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            let batches = frame.limit(0, Some(self.max_rows + 1))?.collect().await?;
+            // Read only as far as the row cap; dropping the stream stops the rest of the work.
+            let mut stream = frame.execute_stream().await?;
+            let (mut batches, mut rows) = (Vec::new(), 0);
+            while let Some(batch) = stream.try_next().await? {
+                rows += batch.num_rows();
+                batches.push(batch);
+                if rows > max_rows {
+                    break;
+                }
+            }
             Ok::<_, DataFusionError>((columns, batches))
+        });
+        let abort = work.abort_handle();
+        if let Some(id) = &request.id {
+            self.running().insert(id.clone(), abort.clone());
+        }
+        let outcome = tokio::time::timeout(self.timeout, work).await;
+        if let Some(id) = &request.id {
+            self.running().remove(id);
+        }
+        let (columns, batches) = match outcome {
+            Err(_) => {
+                abort.abort();
+                return Err(QueryError::Timeout(self.timeout));
+            }
+            Ok(Err(joined)) if joined.is_cancelled() => return Err(QueryError::Cancelled),
+            Ok(Err(joined)) => return Err(QueryError::Sql(format!("the query failed: {joined}"))),
+            Ok(Ok(answer)) => answer?,
         };
-        let (columns, batches) = tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| QueryError::Timeout(self.timeout))??;
         let mut result = to_result(columns, &batches)?;
         result.truncated = result.rows.len() > self.max_rows;
         result.rows.truncate(self.max_rows);
         result.row_count = result.rows.len();
         result.execution_time = started.elapsed().as_secs_f64() * 1000.0;
+        result.version = request.version;
         Ok(result)
     }
 
-    /// A fresh session over the table's latest version, so every query sees the last commit.
-    async fn session(&self) -> Result<SessionContext, QueryError> {
-        let table = deltalake::open_table(self.table_url.clone()).await?;
+    async fn open(&self, version: Option<u64>) -> Result<deltalake::DeltaTable, QueryError> {
+        match version {
+            None => Ok(deltalake::open_table(self.table_url.clone()).await?),
+            Some(v) => deltalake::open_table_with_version(self.table_url.clone(), v)
+                .await
+                .map_err(|_| QueryError::NoSuchVersion(v)),
+        }
+    }
+
+    /// A fresh session over one version of the table (the latest by default, so every query
+    /// sees the last commit), with its own memory budget.
+    async fn session(&self, version: Option<u64>) -> Result<SessionContext, QueryError> {
+        let table = self.open(version).await?;
         let provider = table.table_provider().await?;
-        let ctx = SessionContext::new();
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.memory_limit, 1.0)
+            .build_arc()?;
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_table(TABLE, provider.clone())?;
         ctx.catalog("datafusion")
             .ok_or_else(|| QueryError::Sql("default catalog missing".into()))?
             .register_schema(SCHEMA_ALIAS, Arc::new(MemorySchemaProvider::new()))?;
         ctx.register_table(format!("{SCHEMA_ALIAS}.{TABLE}").as_str(), provider)?;
         Ok(ctx)
+    }
+
+    /// The table's versions, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<TableVersion>, QueryError> {
+        let table = self.open(None).await?;
+        let latest = table.version().unwrap_or(0);
+        let commits: Vec<_> = table.history(Some(limit)).try_collect().await?;
+        Ok(commits
+            .into_iter()
+            .zip((0..=latest).rev())
+            .map(|(commit, version)| {
+                let metric = |name: &str| {
+                    commit
+                        .info
+                        .get("operationMetrics")
+                        .and_then(|m| m.get(name))
+                        .and_then(serde_json::Value::as_u64)
+                };
+                TableVersion {
+                    version,
+                    timestamp: commit.timestamp.and_then(DateTime::from_timestamp_millis),
+                    operation: commit.operation.clone().unwrap_or_default(),
+                    rows_added: metric("num_added_rows"),
+                    files_added: metric("num_added_files"),
+                    files_removed: metric("num_removed_files"),
+                }
+            })
+            .collect())
     }
 }
 
@@ -138,6 +230,7 @@ fn to_result(columns: Vec<String>, batches: &[RecordBatch]) -> Result<QueryResul
         rows,
         execution_time: 0.0,
         truncated: false,
+        version: None,
     })
 }
 
@@ -157,11 +250,16 @@ mod tests {
     async fn answers_under_both_names_and_refuses_writes() {
         let (_dir, engine) = empty_table().await;
         let answer = engine
-            .run("SELECT count(*) AS n FROM delta_lake.logs")
+            .run(&QueryRequest::sql(
+                "SELECT count(*) AS n FROM delta_lake.logs",
+            ))
             .await
             .unwrap();
         assert_eq!(answer.rows, vec![vec![serde_json::Value::from(0)]]);
-        let answer = engine.run("SELECT * FROM logs").await.unwrap();
+        let answer = engine
+            .run(&QueryRequest::sql("SELECT * FROM logs"))
+            .await
+            .unwrap();
         assert_eq!(answer.row_count, 0);
         assert!(
             answer.columns.contains(&"event_id".to_owned()),
@@ -175,15 +273,47 @@ mod tests {
             "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
             "COPY (SELECT 1) TO '/tmp/lakepulse-copy.csv'",
             "SET datafusion.execution.batch_size = 1",
+            "DELETE FROM logs",
+            "UPDATE logs SET status = 200",
+            "CREATE TABLE copied AS SELECT * FROM logs",
+            "CREATE VIEW v AS SELECT 1",
+            "DROP VIEW IF EXISTS v",
+            "COPY logs TO '/tmp/lakepulse-copy.parquet'",
+            "SELECT * FROM '/etc/passwd'",
+            "SELECT * FROM 'file:///etc/passwd'",
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SELECT * FROM read_parquet('/tmp/x.parquet')",
+            "CREATE EXTERNAL TABLE remote STORED AS PARQUET LOCATION 'http://127.0.0.1:9/x'",
+            "SELECT 1; DROP TABLE logs",
         ] {
-            let error = engine.run(hostile).await.unwrap_err();
+            let error = engine.run(&QueryRequest::sql(hostile)).await.unwrap_err();
             assert!(error.is_client_error(), "{hostile}: {error}");
         }
         assert!(!std::path::Path::new("/tmp/lakepulse-copy.csv").exists());
+        assert!(!std::path::Path::new("/tmp/lakepulse-copy.parquet").exists());
+        // What stays allowed: reading, explaining, describing.
+        for fine in [
+            "WITH e AS (SELECT * FROM logs WHERE status >= 500) SELECT count(*) FROM e",
+            "EXPLAIN SELECT count(*) FROM logs",
+            "DESCRIBE logs",
+            "SHOW COLUMNS FROM logs",
+            "SHOW TABLES",
+        ] {
+            engine
+                .run(&QueryRequest::sql(fine))
+                .await
+                .unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
 
-        let error = engine.run("SELECT nope FROM logs").await.unwrap_err();
+        let error = engine
+            .run(&QueryRequest::sql("SELECT nope FROM logs"))
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
-        assert!(matches!(engine.run("  ").await, Err(QueryError::Empty)));
+        assert!(matches!(
+            engine.run(&QueryRequest::sql("  ")).await,
+            Err(QueryError::Empty)
+        ));
     }
 
     #[tokio::test]
@@ -191,15 +321,53 @@ mod tests {
         let (_dir, mut engine) = empty_table().await;
         engine.max_rows = 5;
         let answer = engine
-            .run("SELECT * FROM generate_series(1, 20)")
+            .run(&QueryRequest::sql("SELECT * FROM generate_series(1, 20)"))
             .await
             .unwrap();
         assert_eq!(answer.row_count, 5);
         assert!(answer.truncated);
         let answer = engine
-            .run("SELECT * FROM generate_series(1, 5)")
+            .run(&QueryRequest::sql("SELECT * FROM generate_series(1, 5)"))
             .await
             .unwrap();
         assert!(!answer.truncated);
+    }
+
+    #[tokio::test]
+    async fn limits_stop_runaway_queries_and_cancel_works() {
+        let (_dir, mut engine) = empty_table().await;
+        engine.memory_limit = 1024 * 1024;
+        let error = engine
+            .run(&QueryRequest::sql(
+                "SELECT value, count(*) FROM generate_series(1, 2000000) GROUP BY value",
+            ))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("Resources exhausted"), "{error}");
+
+        let explosion = "SELECT count(*) FROM generate_series(1, 1000000000000) a, generate_series(1, 1000000) b";
+        engine.timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let error = engine.run(&QueryRequest::sql(explosion)).await.unwrap_err();
+        assert!(matches!(error, QueryError::Timeout(_)), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        engine.timeout = Duration::from_secs(30);
+        let request = QueryRequest {
+            id: Some("q-1".into()),
+            ..QueryRequest::sql(explosion)
+        };
+        let running = {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.run(&request).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(engine.cancel("q-1"));
+        let outcome = tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(outcome, Err(QueryError::Cancelled)), "{outcome:?}");
+        assert!(!engine.cancel("q-1"), "finished queries are forgotten");
     }
 }
