@@ -1,7 +1,7 @@
 //! The server's surface: server functions for the pages, REST and SSE for everyone else.
 //! Handlers stay thin; the work happens in `pipeline`.
 
-use crate::model::{DashboardSnapshot, QueryResult};
+use crate::model::{DashboardSnapshot, QueryResult, WorkbenchInfo};
 use leptos::prelude::*;
 
 /// Everything the dashboard shows on first paint.
@@ -25,10 +25,21 @@ pub async fn run_query(
     let state = expect_context::<http::AppState>();
     state
         .pipeline
-        .query
-        .run(&request)
+        .run_query(&request)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// The table's columns, the query history and the table's versions, for the workbench.
+#[server]
+pub async fn get_workbench() -> Result<WorkbenchInfo, ServerFnError> {
+    let pipeline = expect_context::<http::AppState>().pipeline;
+    let failed = |e: crate::pipeline::query::QueryError| ServerFnError::new(e.to_string());
+    Ok(WorkbenchInfo {
+        columns: pipeline.query.columns().await.map_err(failed)?,
+        history: pipeline.history.recent(20),
+        versions: pipeline.query.history(20).await.map_err(failed)?,
+    })
 }
 
 /// Stops a query started with this id.
@@ -88,6 +99,7 @@ pub mod http {
             .route("/api/query", post(query))
             .route("/api/query/{id}", delete(cancel))
             .route("/api/lake/history", get(lake_history))
+            .route("/api/export", get(export))
             .route("/events", get(events))
             .leptos_routes(&state, routes, move || shell(options.clone()))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
@@ -192,7 +204,7 @@ pub mod http {
         State(pipeline): State<Arc<Pipeline>>,
         Json(request): Json<QueryRequest>,
     ) -> Response {
-        match pipeline.query.run(&request).await {
+        match pipeline.run_query(&request).await {
             Ok(result) => Json(result).into_response(),
             Err(error) => query_error(error),
         }
@@ -213,6 +225,53 @@ pub mod http {
         } else {
             StatusCode::NOT_FOUND
         }
+    }
+
+    #[derive(Deserialize)]
+    struct ExportParams {
+        sql: String,
+        version: Option<u64>,
+        format: Option<String>,
+    }
+
+    /// `GET /api/export?sql=...&format=csv|json`: a query's result as a download.
+    async fn export(
+        State(pipeline): State<Arc<Pipeline>>,
+        Query(params): Query<ExportParams>,
+    ) -> Response {
+        let format = params.format.as_deref().unwrap_or("csv");
+        if !matches!(format, "csv" | "json") {
+            return BadRequest(format!("unknown format {format:?}: use csv or json"))
+                .into_response();
+        }
+        let request = QueryRequest {
+            query: params.sql,
+            version: params.version,
+            id: None,
+        };
+        let result = match pipeline.query.run(&request).await {
+            Ok(result) => result,
+            Err(error) => return query_error(error),
+        };
+        let (body, content_type) = match format {
+            "json" => match serde_json::to_vec(&result) {
+                Ok(body) => (body, "application/json"),
+                Err(error) => return query_error(QueryError::Sql(error.to_string())),
+            },
+            _ => match result.to_csv() {
+                Ok(body) => (body, "text/csv; charset=utf-8"),
+                Err(error) => return query_error(QueryError::Sql(error.to_string())),
+            },
+        };
+        let disposition = format!("attachment; filename=\"lakepulse-query.{format}\"");
+        (
+            [
+                (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+                (axum::http::header::CONTENT_DISPOSITION, disposition),
+            ],
+            body,
+        )
+            .into_response()
     }
 
     #[derive(Deserialize)]

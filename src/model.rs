@@ -283,6 +283,37 @@ impl QueryRequest {
     }
 }
 
+/// A query someone ran, as the workbench's history keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub sql: String,
+    #[serde(default)]
+    pub version: Option<u64>,
+    pub at: DateTime<Utc>,
+    pub rows: usize,
+    /// Milliseconds.
+    pub execution_time: f64,
+}
+
+/// One column of the `logs` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// What the SQL workbench shows beside the editor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkbenchInfo {
+    pub columns: Vec<ColumnInfo>,
+    pub history: Vec<HistoryEntry>,
+    pub versions: Vec<TableVersion>,
+}
+
 /// One commit of the Delta table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,6 +4,7 @@ pub mod components;
 pub mod format;
 pub mod live;
 pub mod pages;
+pub mod sql_highlight;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -37,12 +38,17 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"lakepulse"</a>
+                <nav class="pages" aria-label="Pages">
+                    <a href="/">"Overview"</a>
+                    <a href="/query">"Query"</a>
+                </nav>
                 <span class="tagline">"Kafka → live · Delta Lake · SQL"</span>
             </header>
             <main>
                 // Async: the page waits for its data so the first HTML already has the numbers.
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=pages::dashboard::DashboardPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("query") view=pages::query::QueryPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -12,14 +12,15 @@ pub mod metrics;
 pub mod query;
 
 use crate::model::{
-    sse, DashboardSnapshot, Health, KafkaStatus, LakeStatus, LogFilter, StageState, Window,
+    sse, DashboardSnapshot, Health, HistoryEntry, KafkaStatus, LakeStatus, LogFilter, QueryRequest,
+    QueryResult, StageState, Window,
 };
 use broker::{BrokerError, EmbeddedBroker};
 use config::ServeConfig;
 use ingest::{DeadLetters, IngestError};
 use lake::{LakeError, LakeSink};
 use live::Live;
-use query::QueryEngine;
+use query::{QueryEngine, QueryError, QueryHistory};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,7 @@ pub struct Pipeline {
     started: Instant,
     pub live: Arc<Live>,
     pub query: QueryEngine,
+    pub history: QueryHistory,
     kafka: Arc<RwLock<KafkaStatus>>,
     lake: Arc<RwLock<LakeStatus>>,
     demo_traffic: bool,
@@ -130,6 +132,7 @@ impl Pipeline {
             started,
             live,
             query: QueryEngine::new(table_url),
+            history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
             kafka,
             lake: lake_status,
             demo_traffic: demo.is_some(),
@@ -158,6 +161,19 @@ impl Pipeline {
             sse_clients: self.live.sse_clients(),
             malformed: self.live.malformed(),
         }
+    }
+
+    /// Runs a query and, when it succeeds, keeps it in the history.
+    pub async fn run_query(&self, request: &QueryRequest) -> Result<QueryResult, QueryError> {
+        let result = self.query.run(request).await?;
+        self.history.record(HistoryEntry {
+            sql: request.query.trim().to_owned(),
+            version: request.version,
+            at: chrono::Utc::now(),
+            rows: result.row_count,
+            execution_time: result.execution_time,
+        });
+        Ok(result)
     }
 
     pub fn dashboard(&self) -> DashboardSnapshot {

@@ -2,7 +2,7 @@
 //! unless the query asks for another), read-only, with a time limit, a memory limit and a row
 //! cap, and cancellable by id while it runs.
 
-use crate::model::{QueryRequest, QueryResult, TableVersion};
+use crate::model::{ColumnInfo, HistoryEntry, QueryRequest, QueryResult, TableVersion};
 use chrono::DateTime;
 use deltalake::arrow::json::writer::{JsonArray, WriterBuilder};
 use deltalake::arrow::record_batch::RecordBatch;
@@ -13,7 +13,9 @@ use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTableError;
 use futures::TryStreamExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
@@ -168,6 +170,22 @@ impl QueryEngine {
         Ok(ctx)
     }
 
+    /// The columns of the latest version of the table.
+    pub async fn columns(&self) -> Result<Vec<ColumnInfo>, QueryError> {
+        let table = self.open(None).await?;
+        let provider = table.table_provider().await?;
+        Ok(provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| ColumnInfo {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect())
+    }
+
     /// The table's versions, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<TableVersion>, QueryError> {
         let table = self.open(None).await?;
@@ -194,6 +212,83 @@ impl QueryEngine {
                 }
             })
             .collect())
+    }
+}
+
+/// Queries people ran, newest last, in a JSON-lines file so they survive restarts.
+pub struct QueryHistory {
+    path: PathBuf,
+    entries: Mutex<VecDeque<HistoryEntry>>,
+}
+
+/// Entries kept in memory (and offered in the workbench).
+const HISTORY_KEPT: usize = 200;
+
+impl QueryHistory {
+    /// Loads what an earlier run left in `path`; lines that do not parse are skipped.
+    pub fn open(path: PathBuf) -> Self {
+        let mut entries = VecDeque::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for entry in text.lines().filter_map(|l| serde_json::from_str(l).ok()) {
+                if entries.len() == HISTORY_KEPT {
+                    entries.pop_front();
+                }
+                entries.push_back(entry);
+            }
+        }
+        QueryHistory {
+            path,
+            entries: Mutex::new(entries),
+        }
+    }
+
+    pub fn record(&self, entry: HistoryEntry) {
+        let line = match serde_json::to_string(&entry) {
+            Ok(line) => line,
+            Err(error) => return tracing::warn!(%error, "could not record a query"),
+        };
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut file| writeln!(file, "{line}"));
+        if let Err(error) = appended {
+            tracing::warn!(%error, path = %self.path.display(), "could not save the query history");
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() == HISTORY_KEPT {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// Newest first, each query once (its latest run).
+    pub fn recent(&self, limit: usize) -> Vec<HistoryEntry> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = std::collections::HashSet::new();
+        entries
+            .iter()
+            .rev()
+            .filter(|e| seen.insert((e.sql.clone(), e.version)))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+impl QueryResult {
+    /// The result as CSV: a header of column names, then one line per row (NULL as empty).
+    pub fn to_csv(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&self.columns)?;
+        for row in &self.rows {
+            writer.write_record(row.iter().map(|cell| match cell {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            }))?;
+        }
+        writer.into_inner().map_err(|e| e.into_error().into())
     }
 }
 
@@ -331,6 +426,32 @@ mod tests {
             .await
             .unwrap();
         assert!(!answer.truncated);
+    }
+
+    #[test]
+    fn history_survives_a_restart_and_lists_each_query_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("query-history.jsonl");
+        let entry = |sql: &str| HistoryEntry {
+            sql: sql.to_owned(),
+            version: None,
+            at: chrono::Utc::now(),
+            rows: 1,
+            execution_time: 2.0,
+        };
+        let history = QueryHistory::open(path.clone());
+        history.record(entry("SELECT 1"));
+        history.record(entry("SELECT 2"));
+        history.record(entry("SELECT 1"));
+        drop(history);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "not json"))
+            .unwrap();
+        let reopened = QueryHistory::open(path);
+        let sqls: Vec<String> = reopened.recent(10).into_iter().map(|e| e.sql).collect();
+        assert_eq!(sqls, ["SELECT 1", "SELECT 2"]);
     }
 
     #[tokio::test]

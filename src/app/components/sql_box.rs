@@ -1,8 +1,7 @@
 //! SQL over the lake, through a server function; works as a plain form before hydration too.
 
 use crate::api::RunQuery;
-use crate::app::format;
-use crate::model::QueryResult;
+use crate::app::components::result_table::ResultTable;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -14,7 +13,7 @@ pub fn SqlBox() -> impl IntoView {
     let run = ServerAction::<RunQuery>::new();
     view! {
         <section class="panel sql" aria-label="SQL">
-            <h2>"SQL over the lake"</h2>
+            <h2>"SQL over the lake " <a class="more" href="/query">"open the workbench →"</a></h2>
             <ActionForm action=run>
                 <label for="sql" class="visually-hidden">"SQL query"</label>
                 <textarea id="sql" name="sql" rows="5" spellcheck="false" data-testid="sql-input">
@@ -30,48 +29,5 @@ pub fn SqlBox() -> impl IntoView {
                 Some(Err(error)) => view! { <p class="error" data-testid="sql-error">{error.to_string()}</p> }.into_any(),
             }}
         </section>
-    }
-}
-
-#[component]
-fn ResultTable(result: QueryResult) -> impl IntoView {
-    let summary = format!(
-        "{} rows in {}{}",
-        result.row_count,
-        format::millis(result.execution_time),
-        if result.truncated { " (truncated)" } else { "" }
-    );
-    view! {
-        <p class="hint" data-testid="sql-summary">{summary}</p>
-        <div class="table-wrap">
-            <table data-testid="sql-result">
-                <thead>
-                    <tr>{result.columns.into_iter().map(|c| view! { <th>{c}</th> }).collect_view()}</tr>
-                </thead>
-                <tbody>
-                    {result
-                        .rows
-                        .into_iter()
-                        .map(|row| {
-                            view! {
-                                <tr>
-                                    {row
-                                        .into_iter()
-                                        .map(|cell| {
-                                            let text = match cell {
-                                                serde_json::Value::String(s) => s,
-                                                serde_json::Value::Null => "NULL".to_owned(),
-                                                other => other.to_string(),
-                                            };
-                                            view! { <td>{text}</td> }
-                                        })
-                                        .collect_view()}
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
     }
 }

@@ -1,0 +1,63 @@
+import { test, expect } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { BROKER_PORT } from '../playwright.config';
+
+function produce(count: number) {
+  execFileSync(process.env.LAKEPULSE_BIN!, ['gen', '--count', String(count), '--rate', '2000'], {
+    env: { ...process.env, KAFKA_BROKERS: `127.0.0.1:${BROKER_PORT}`, RUST_LOG: 'warn' },
+    stdio: 'inherit',
+    timeout: 30_000,
+  });
+}
+
+const COUNT_BY_LEVEL = "SELECT level, count(*) AS n FROM logs WHERE level <> 'nope' GROUP BY level ORDER BY level";
+
+test('a shared /query?sql= link shows its result in the server-rendered page', async ({ browser, request }) => {
+  produce(20);
+  // Wait until the lake has the events.
+  await expect(async () => {
+    const answer = await (await request.post('/api/query', { data: { query: 'SELECT count(*) FROM logs' } })).json();
+    expect(answer.rows[0][0]).toBeGreaterThanOrEqual(20);
+  }).toPass({ timeout: 20_000 });
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(`/query?sql=${encodeURIComponent(COUNT_BY_LEVEL)}`);
+  await expect(page.getByTestId('sql-result').locator('thead th')).toHaveText(['level', 'n']);
+  await expect(page.getByTestId('sql-result').locator('tbody tr').first()).toBeVisible();
+  await expect(page.getByTestId('schema')).toContainText('response_time_ms');
+  await page.screenshot({ path: 'test-results/query-permalink.png', fullPage: true });
+  await context.close();
+});
+
+test('Ctrl+Enter runs the query, puts it in the URL and in the history, which survives a reload', async ({ page }) => {
+  produce(5);
+  await page.goto('/query');
+  await expect(page.getByTestId('sql-run')).toBeVisible();
+  const editor = page.getByTestId('sql-input');
+  await editor.fill("SELECT count(*) AS errors FROM logs WHERE status >= 500 -- ctrl-enter test");
+  await editor.press('Control+Enter');
+  await expect(page).toHaveURL(/ctrl-enter/);
+  await expect(page.getByTestId('sql-result').locator('thead th')).toHaveText(['errors']);
+  await page.reload();
+  await expect(page.getByTestId('history')).toContainText('ctrl-enter test');
+});
+
+test('results download as CSV and JSON, and a bad query says what is wrong', async ({ page }) => {
+  await page.goto(`/query?sql=${encodeURIComponent('SELECT 1 AS one, \'a,b\' AS two')}`);
+  const csv = await (await page.request.get(await page.getByTestId('download-csv').getAttribute('href') ?? '')).text();
+  expect(csv).toBe('one,two\n1,"a,b"\n');
+  const json = await (await page.request.get(await page.getByTestId('download-json').getAttribute('href') ?? '')).json();
+  expect(json.rows).toEqual([[1, 'a,b']]);
+
+  await page.goto(`/query?sql=${encodeURIComponent('SELECT nope FROM logs')}`);
+  await expect(page.getByTestId('sql-error')).toContainText('nope');
+  await page.goto(`/query?sql=${encodeURIComponent('DROP TABLE logs')}`);
+  await expect(page.getByTestId('sql-error')).toBeVisible();
+});
+
+test('time travel: version 0 of the table is empty', async ({ page }) => {
+  await page.goto(`/query?sql=${encodeURIComponent('SELECT count(*) AS n FROM logs')}&version=0`);
+  await expect(page.getByTestId('sql-result').locator('tbody td').first()).toHaveText('0');
+  await expect(page.getByTestId('versions')).toContainText('v0');
+});

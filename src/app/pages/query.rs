@@ -1,0 +1,242 @@
+//! `/query`: the SQL workbench. The query and the table version live in the URL, and the
+//! server renders the result, so a link to a query is a report anyone can open.
+
+use crate::api::{cancel_query, get_workbench, run_query};
+use crate::app::components::result_table::ResultTable;
+use crate::app::components::sql_editor::SqlEditor;
+use crate::app::format;
+use crate::model::WorkbenchInfo;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const SAMPLES: &[(&str, &str)] = &[
+    (
+        "Errors by endpoint",
+        "SELECT endpoint, count(*) AS errors\nFROM logs\nWHERE status >= 500 OR level = 'ERROR'\nGROUP BY endpoint\nORDER BY errors DESC\nLIMIT 20",
+    ),
+    (
+        "p95 by minute",
+        "SELECT date_trunc('minute', timestamp) AS minute,\n       approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95_ms,\n       count(*) AS requests\nFROM logs\nGROUP BY 1\nORDER BY 1 DESC\nLIMIT 60",
+    ),
+    (
+        "Top IPs",
+        "SELECT ip, count(*) AS requests, sum(bytes) AS bytes\nFROM logs\nGROUP BY ip\nORDER BY requests DESC\nLIMIT 20",
+    ),
+    (
+        "Status mix",
+        "SELECT status, count(*) AS requests,\n       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent\nFROM logs\nGROUP BY status\nORDER BY requests DESC",
+    ),
+    (
+        "Slowest requests",
+        "SELECT timestamp, method, endpoint, status, response_time_ms\nFROM logs\nWHERE response_time_ms IS NOT NULL\nORDER BY response_time_ms DESC\nLIMIT 50",
+    ),
+];
+
+const DEFAULT_QUERY: &str =
+    "SELECT level, count(*) AS events\nFROM logs\nGROUP BY level\nORDER BY events DESC";
+
+/// `/query?sql=...&version=...`, with the query encoded as a browser would.
+pub fn query_href(sql: &str, version: Option<u64>) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    params.append_pair("sql", sql);
+    if let Some(version) = version {
+        params.append_pair("version", &version.to_string());
+    }
+    format!("/query?{}", params.finish())
+}
+
+fn export_href(sql: &str, version: Option<u64>, format: &str) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    params.append_pair("sql", sql).append_pair("format", format);
+    if let Some(version) = version {
+        params.append_pair("version", &version.to_string());
+    }
+    format!("/api/export?{}", params.finish())
+}
+
+fn next_query_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "q-{}-{}",
+        chrono::Utc::now().timestamp_millis(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[component]
+pub fn QueryPage() -> impl IntoView {
+    let query = use_query_map();
+    let asked = Memo::new(move |_| {
+        let query = query.read();
+        let sql = query.get("sql").unwrap_or_default();
+        let version = query
+            .get("version")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        (sql, version)
+    });
+    // The id of the query in flight, so it can be cancelled.
+    let running = RwSignal::new(None::<String>);
+    let result = Resource::new_blocking(
+        move || asked.get(),
+        move |(sql, version)| async move {
+            if sql.trim().is_empty() {
+                return Ok(None);
+            }
+            let id = next_query_id();
+            // Only a browser can cancel; the server renders the finished page.
+            let cancellable = cfg!(feature = "hydrate");
+            if cancellable {
+                running.set(Some(id.clone()));
+            }
+            let answer = run_query(sql, version, Some(id)).await;
+            if cancellable {
+                running.set(None);
+            }
+            answer.map(Some)
+        },
+    );
+    let info = Resource::new_blocking(move || asked.get(), |_| get_workbench());
+    let cancel = move |_| {
+        if let Some(id) = running.get_untracked() {
+            spawn_local(async move {
+                let _ = cancel_query(id).await;
+            });
+        }
+    };
+    view! {
+        <div class="workbench">
+            <section class="panel editor-panel" aria-label="Query">
+                <h2>"SQL workbench"</h2>
+                {move || {
+                    let (sql, version) = asked.get();
+                    let initial = if sql.is_empty() { DEFAULT_QUERY.to_owned() } else { sql };
+                    view! {
+                        <Form method="GET" action="/query">
+                            <SqlEditor initial />
+                            <div class="editor-actions">
+                                <button type="submit" data-testid="sql-run">"Run"</button>
+                                <span class="hint">"Ctrl/⌘ + Enter"</span>
+                                <label>
+                                    "Table version "
+                                    <input
+                                        type="number"
+                                        name="version"
+                                        min="0"
+                                        placeholder="latest"
+                                        value=version.map(|v| v.to_string())
+                                        data-testid="sql-version"
+                                    />
+                                </label>
+                                <Show when=move || running.get().is_some()>
+                                    <button type="button" class="secondary" on:click=cancel data-testid="sql-cancel">
+                                        "Cancel"
+                                    </button>
+                                </Show>
+                            </div>
+                        </Form>
+                    }
+                }}
+                <Transition fallback=|| view! { <p class="hint">"Running…"</p> }>
+                    {move || Suspend::new(async move {
+                        let (sql, version) = asked.get_untracked();
+                        match result.await {
+                            Ok(None) => view! { <p class="hint">"Write a query over " <code>"logs"</code> " and run it."</p> }.into_any(),
+                            Ok(Some(answer)) => view! {
+                                <p class="downloads">
+                                    <a href=export_href(&sql, version, "csv") download data-testid="download-csv">"CSV"</a>
+                                    " · "
+                                    <a href=export_href(&sql, version, "json") download data-testid="download-json">"JSON"</a>
+                                    " · "
+                                    <a href=query_href(&sql, version) data-testid="permalink">"permalink"</a>
+                                    {version.map(|v| format!(" · table version {v}"))}
+                                </p>
+                                <ResultTable result=answer />
+                            }
+                            .into_any(),
+                            Err(error) => view! { <p class="error" data-testid="sql-error">{error.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+            <aside class="panel side" aria-label="Schema, samples and history">
+                <Transition fallback=|| view! { <p class="hint">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match info.await {
+                            Ok(info) => view! { <Sidebar info /> }.into_any(),
+                            Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </aside>
+        </div>
+    }
+}
+
+#[component]
+fn Sidebar(info: WorkbenchInfo) -> impl IntoView {
+    view! {
+        <h3>"Table " <code>"logs"</code></h3>
+        <ul class="schema" data-testid="schema">
+            {info
+                .columns
+                .into_iter()
+                .map(|c| view! { <li><code>{c.name}</code> " " <span class="type">{c.data_type}</span></li> })
+                .collect_view()}
+        </ul>
+        <h3>"Samples"</h3>
+        <ul class="samples">
+            {SAMPLES
+                .iter()
+                .map(|(title, sql)| view! { <li><a href=query_href(sql, None)>{*title}</a></li> })
+                .collect_view()}
+        </ul>
+        <h3>"History"</h3>
+        <ul class="history" data-testid="history">
+            {info
+                .history
+                .into_iter()
+                .map(|entry| {
+                    let summary = format!(
+                        "{} · {} rows · {}",
+                        entry.at.format("%H:%M:%S"),
+                        entry.rows,
+                        format::millis(entry.execution_time)
+                    );
+                    view! {
+                        <li>
+                            <a href=query_href(&entry.sql, entry.version) title=entry.sql.clone()>
+                                <code>{entry.sql.lines().next().unwrap_or_default().to_owned()}</code>
+                            </a>
+                            <span class="hint">{summary}</span>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+        <h3>"Table versions"</h3>
+        <table class="versions" data-testid="versions">
+            <tbody>
+                {info
+                    .versions
+                    .into_iter()
+                    .map(|v| {
+                        let when = v.timestamp.map_or(String::new(), |t| t.format("%H:%M:%S").to_string());
+                        let rows = v.rows_added.map_or(String::new(), |r| format!("+{r} rows"));
+                        let href = query_href("SELECT count(*) AS events FROM logs", Some(v.version));
+                        view! {
+                            <tr>
+                                <td><a href=href>{format!("v{}", v.version)}</a></td>
+                                <td>{v.operation}</td>
+                                <td>{when}</td>
+                                <td class="num">{rows}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+}
