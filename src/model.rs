@@ -21,6 +21,9 @@ pub struct LogEvent {
     pub ip: Option<String>,
     pub bytes: u64,
     pub message: String,
+    /// The access-log line the event was read from, as the web server wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
 }
 
 impl LogEvent {
@@ -230,6 +233,12 @@ pub struct LakeStatus {
     pub last_commit: Option<DateTime<Utc>>,
     /// Seconds since the last commit, as of this report.
     pub last_commit_age_secs: Option<f64>,
+    /// How long the last commit's events took from their producer to being visible to SQL
+    /// (the slowest of them), in ms.
+    pub freshness_ms: Option<f64>,
+    /// When compaction, vacuum and checkpointing last ran, and what they did.
+    pub last_maintenance: Option<DateTime<Utc>>,
+    pub maintenance: String,
     pub detail: String,
 }
 

@@ -450,6 +450,8 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     );
     assert_eq!(health["kafka"]["state"], "connected");
     assert!(health["lake"]["lastCommitAgeSecs"].as_f64().is_some());
+    let freshness = health["lake"]["freshnessMs"].as_f64().expect("freshness");
+    assert!(freshness > 0.0 && freshness < 60_000.0, "{freshness}");
     assert_eq!(health["malformed"], metrics["malformed"]);
     assert_eq!(health["kafka"]["deadLetterTopic"], "web-logs.dlq");
     let dead_letters = dead_letters(&server.brokers(), MALFORMED).await;
@@ -564,6 +566,20 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64
     );
     assert_eq!(lake["partition_columns"], json!(["event_date"]));
+    // The same question, asked of both readers, gets the same answer.
+    let (_, by_status) = sql(
+        &client,
+        &server,
+        "SELECT CAST(status AS VARCHAR) AS status, count(*) AS n FROM logs GROUP BY status",
+    )
+    .await;
+    let ours: serde_json::Map<String, Value> = by_status["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].clone()))
+        .collect();
+    assert_eq!(Value::Object(ours), lake["by_status"]);
 }
 
 /// A gzip'd access log with the odd lines real servers write, three lines that are not
@@ -700,6 +716,19 @@ async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time()
     assert_eq!(
         count["rows"][0][2], 4,
         "query strings are not part of the endpoint"
+    );
+    let (_, raw) = sql(
+        &client,
+        &server,
+        "SELECT raw FROM logs ORDER BY timestamp LIMIT 1",
+    )
+    .await;
+    assert!(
+        raw["rows"][0][0]
+            .as_str()
+            .unwrap()
+            .starts_with("2001:db8::9 - - ["),
+        "the line as the server wrote it: {raw}"
     );
 }
 

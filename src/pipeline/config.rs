@@ -84,6 +84,9 @@ pub struct ServeConfig {
     /// Where to POST anomalies as JSON (optional).
     #[arg(long, env = "ALERT_WEBHOOK_URL")]
     pub alert_webhook_url: Option<String>,
+    /// Seconds between compactions, vacuums and checkpoints of the lake.
+    #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
+    pub lake_maintenance_secs: u64,
     /// The embedded broker's executable.
     #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
     pub tansu_bin: PathBuf,

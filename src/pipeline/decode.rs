@@ -146,6 +146,7 @@ fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent, DecodeErr
         ip: raw.ip,
         bytes: raw.bytes.unwrap_or(0),
         message,
+        raw: None,
     })
 }
 
@@ -261,6 +262,7 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
         ip: Some(host.to_owned()),
         bytes,
         message: request.to_string(),
+        raw: Some(line.to_owned()),
     })
 }
 
@@ -350,6 +352,7 @@ mod tests {
         assert_eq!(e.ip.as_deref(), Some("203.0.113.9"));
         assert_eq!(e.message, "GET /apache_pb.gif?x=1 HTTP/1.0");
         assert_eq!(e.response_time, None);
+        assert_eq!(e.raw.as_deref(), Some(apache));
 
         // nginx with $request_time appended, IPv6 client, `-` size and no referer.
         let nginx = r#"2001:db8::7 - - [29/Nov/2026:09:01:02 +0000] "POST /api/login HTTP/2.0" 502 - "-" "curl/8.5.0" 0.250"#;

@@ -177,11 +177,11 @@ pub async fn run(
         let (partition, offset) = (message.partition(), message.offset());
         let value = message.payload().unwrap_or_default();
         live.record_bytes(value.len());
-        let arrival = message
+        let produced_at = message
             .timestamp()
             .to_millis()
-            .and_then(DateTime::<Utc>::from_timestamp_millis)
-            .unwrap_or_else(Utc::now);
+            .and_then(DateTime::<Utc>::from_timestamp_millis);
+        let arrival = produced_at.unwrap_or_else(Utc::now);
         let mut events = Vec::new();
         for item in decode_message(value, arrival) {
             match item.decoded {
@@ -200,6 +200,7 @@ pub async fn run(
             partition,
             offset,
             events,
+            produced_at,
         };
         if lake.send(consumed).await.is_err() {
             tracing::error!("the lake stopped; ingest stops with it");

@@ -112,6 +112,11 @@ impl Pipeline {
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
         tokio::spawn(sink.run(lake_input, config.commit_interval(), MAX_ROWS_PER_COMMIT));
+        tokio::spawn(lake::maintain(
+            table_url.clone(),
+            lake_status.clone(),
+            Duration::from_secs(config.lake_maintenance_secs.max(1)),
+        ));
         tokio::spawn(ingest::run(
             consumer.clone(),
             live.clone(),

@@ -262,6 +262,7 @@ impl Traffic {
             ip: Some(session.ip.clone()),
             bytes,
             message,
+            raw: None,
         }
     }
 }
@@ -291,7 +292,7 @@ pub async fn run(config: GenConfig) -> anyhow::Result<()> {
             let event = traffic.event(timestamp, Conditions::at(&config, at));
             let payload = serde_json::to_vec(&event)?;
             let key = event.session_id.as_deref().map(str::as_bytes);
-            publisher.send(key, &payload, None).await?;
+            publisher.send(key, &payload).await?;
         }
         if finished || config.count.is_some_and(|c| publisher.sent() >= c) {
             break;

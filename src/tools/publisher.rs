@@ -37,19 +37,11 @@ impl Publisher {
     }
 
     /// Enqueues one message; while librdkafka's queue is full, waits for deliveries instead.
-    pub async fn send(
-        &mut self,
-        key: Option<&[u8]>,
-        payload: &[u8],
-        timestamp_ms: Option<i64>,
-    ) -> anyhow::Result<()> {
+    pub async fn send(&mut self, key: Option<&[u8]>, payload: &[u8]) -> anyhow::Result<()> {
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload);
             if let Some(key) = key {
                 record = record.key(key);
-            }
-            if let Some(ms) = timestamp_ms {
-                record = record.timestamp(ms);
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => {

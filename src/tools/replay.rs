@@ -131,9 +131,7 @@ pub async fn run(config: ReplayConfig) -> anyhow::Result<()> {
         match decode_as(config.format, &line) {
             Ok(event_time) => {
                 pace.wait_for(event_time).await;
-                publisher
-                    .send(None, &line, Some(event_time.timestamp_millis()))
-                    .await?;
+                publisher.send(None, &line).await?;
             }
             Err(error) => {
                 invalid_total += 1;

@@ -8,11 +8,16 @@ from deltalake import DeltaTable
 table = DeltaTable(sys.argv[1])
 rows = table.to_pyarrow_table(columns=["event_id", "status"])
 ids = rows.column("event_id").to_pylist()
+statuses = rows.column("status").to_pylist()
+by_status = {}
+for status in statuses:
+    by_status[str(status)] = by_status.get(str(status), 0) + 1
 print(json.dumps({
     "version": table.version(),
     "rows": rows.num_rows,
     "distinct_event_ids": len(set(ids)),
-    "errors": sum(1 for s in rows.column("status").to_pylist() if s >= 500),
+    "errors": sum(1 for s in statuses if s >= 500),
+    "by_status": by_status,
     "partition_columns": table.metadata().partition_columns,
 }))
 sys.stdout.flush()

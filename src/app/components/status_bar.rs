@@ -34,8 +34,11 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
             .map_or("no commit yet".to_owned(), |age| {
                 format!("last commit {age:.0} s ago")
             });
+        let fresh = h.lake.freshness_ms.map_or(String::new(), |ms| {
+            format!(" · visible to SQL {} after produce", format::millis(ms))
+        });
         format!(
-            "{} Delta Lake {} · v{version} · {} rows committed · {last}",
+            "{} Delta Lake {} · v{version} · {} rows committed · {last}{fresh}",
             h.lake.state.icon(),
             h.lake.state.label(),
             format::count(h.lake.rows_committed as f64)
@@ -58,7 +61,13 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
     view! {
         <section class="pipeline-status" aria-label="Pipeline status">
             <span data-testid="status-kafka" title=move || health.get().kafka.detail>{kafka}</span>
-            <span data-testid="status-lake" title=move || health.get().lake.detail>{lake}</span>
+            <span
+                data-testid="status-lake"
+                title=move || {
+                    let lake = health.get().lake;
+                    format!("{} · maintenance: {}", lake.detail, lake.maintenance)
+                }
+            >{lake}</span>
             <span data-testid="status-sql">"🟢 SQL DataFusion"</span>
             <span data-testid="status-stream" data-state=move || link.get().label()>
                 {stream}
