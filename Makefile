@@ -36,6 +36,7 @@ site:
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name lakepulse $(WASM)
 	cp style/main.css $(SITE)/pkg/lakepulse.css
 	cp -r public/. $(SITE)/
+	cp web/node_modules/echarts/dist/echarts.min.js $(SITE)/
 
 lint:
 	cargo fmt --check

@@ -29,6 +29,11 @@ if [ "$(tansu --version 2>/dev/null | awk '{print $2}')" != "$TANSU_VERSION" ]; 
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
 fi
 
+if [ ! -f web/node_modules/echarts/dist/echarts.min.js ]; then
+  say "installing the browser libraries lakepulse serves (npm: echarts)"
+  (cd web && npm ci --no-audit --no-fund)
+fi
+
 [ "$what" = test ] || exit 0
 
 if ! command -v chromium >/dev/null; then

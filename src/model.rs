@@ -160,6 +160,19 @@ pub struct MetricsSnapshot {
     pub by_status: BTreeMap<String, u64>,
     pub by_endpoint: EndpointRanking,
     pub by_source: BTreeMap<String, u64>,
+    /// The last ten minutes of event time in 10 s steps, oldest first: what the charts draw.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// One 10-second step of the charts' timeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub t: DateTime<Utc>,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
 }
 
 /// One point of a chart series.

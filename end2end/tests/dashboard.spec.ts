@@ -68,3 +68,23 @@ test('the time window lives in the URL and survives a reload', async ({ page }) 
   await expect(page.getByText('p95 (1h)')).toBeVisible();
   await expect(page.getByTestId('window-requests')).not.toHaveText('0');
 });
+
+test('charts draw on canvas and update in place as events arrive', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  for (const id of ['chart-requests', 'chart-latency', 'chart-status', 'chart-endpoints']) {
+    await expect(page.locator(`#${id} canvas`)).toHaveCount(1);
+  }
+  // Mark the canvas: an update in place keeps it, a re-created chart would not.
+  await page.locator('#chart-requests canvas').evaluate((canvas) => canvas.setAttribute('data-marker', 'kept'));
+  const plotted = () =>
+    page.evaluate(() => {
+      const chart = (window as any).echarts.getInstanceByDom(document.getElementById('chart-requests'));
+      return (chart.getOption().series[0].data as number[]).reduce((sum, n) => sum + (n ?? 0), 0);
+    });
+  const before = await plotted();
+  produce(30);
+  await expect.poll(plotted, { timeout: 20_000 }).toBeGreaterThanOrEqual(before + 30);
+  await expect(page.locator('#chart-requests canvas[data-marker="kept"]')).toHaveCount(1);
+  await page.screenshot({ path: 'test-results/dashboard-charts.png', fullPage: true });
+});

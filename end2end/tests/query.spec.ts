@@ -61,3 +61,16 @@ test('time travel: version 0 of the table is empty', async ({ page }) => {
   await expect(page.getByTestId('sql-result').locator('tbody td').first()).toHaveText('0');
   await expect(page.getByTestId('versions')).toContainText('v0');
 });
+
+test('a result becomes a chart in one click', async ({ page }) => {
+  produce(10);
+  await page.goto(`/query?sql=${encodeURIComponent('SELECT status, count(*) AS n FROM logs GROUP BY status ORDER BY status')}`);
+  await expect(page.getByTestId('sql-result')).toBeVisible();
+  await page.getByTestId('chart-button').click();
+  await expect(page.locator('#chart-result canvas')).toHaveCount(1);
+  const bars = await page.evaluate(() => {
+    const chart = (window as any).echarts.getInstanceByDom(document.getElementById('chart-result'));
+    return chart.getOption().series[0].type;
+  });
+  expect(bars).toBe('bar');
+});

@@ -19,6 +19,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // ECharts, served by lakepulse itself, for charming's charts.
+                <script src="/echarts.min.js"></script>
                 <HydrationScripts options />
                 <MetaTags />
             </head>

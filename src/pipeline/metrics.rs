@@ -4,7 +4,7 @@
 
 use crate::model::{
     EndpointRanking, EndpointStats, LogEvent, MetricsSnapshot, Percentiles, Series, SeriesPoint,
-    Window, WindowStats, ERROR_DEFINITION,
+    TimelinePoint, Window, WindowStats, ERROR_DEFINITION,
 };
 use chrono::{DateTime, Utc};
 use sketches_ddsketch::{Config, DDSketch};
@@ -14,6 +14,7 @@ use std::time::Instant;
 pub const BUCKET_SECS: i64 = 10;
 const HORIZON_SECS: i64 = 3600;
 const SESSION_WINDOW_SECS: i64 = 300;
+const TIMELINE_SECS: i64 = 600;
 /// Distinct endpoints (and sources) kept per bucket; the rest are summed as "(other)", so a
 /// flood of unique paths cannot exhaust memory.
 const MAX_KEYS_PER_BUCKET: usize = 100;
@@ -389,7 +390,33 @@ impl LiveMetrics {
             }
             snapshot.windows.push(stats);
         }
+        snapshot.timeline = self.timeline(end);
         snapshot
+    }
+
+    /// One point per 10 s bucket for the last ten minutes, empty buckets included.
+    fn timeline(&self, end_secs: f64) -> Vec<TimelinePoint> {
+        let last = bucket_start(end_secs.floor() as i64);
+        let first = last - TIMELINE_SECS + BUCKET_SECS;
+        (first..=last)
+            .step_by(BUCKET_SECS as usize)
+            .map(|start| {
+                let bucket = self
+                    .buckets
+                    .binary_search_by_key(&start, |b| b.start)
+                    .ok()
+                    .map(|i| &self.buckets[i].totals);
+                let p = bucket.map(|t| percentiles(&t.response_times)).unwrap_or_default();
+                TimelinePoint {
+                    t: DateTime::from_timestamp(start, 0).unwrap_or_default(),
+                    requests: bucket.map_or(0, |t| t.requests),
+                    errors: bucket.map_or(0, |t| t.errors),
+                    p50: p.p50,
+                    p95: p.p95,
+                    p99: p.p99,
+                }
+            })
+            .collect()
     }
 
     /// The buckets whose event time has passed (every 10 s slot, empty ones included, so a
@@ -661,6 +688,9 @@ mod tests {
             "every 20th event is /a and a 503"
         );
         assert_eq!(s.by_source["svc"], 3000);
+        assert_eq!(s.timeline.len(), 60);
+        assert!(s.timeline.iter().all(|p| p.requests == 100), "ten minutes of 10/s");
+        assert_eq!(s.timeline.last().unwrap().t.timestamp(), T0 + 590);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 pub mod anomaly_list;
+pub mod charts;
 pub mod endpoint_table;
 pub mod log_list;
 pub mod metrics_grid;

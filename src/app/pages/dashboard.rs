@@ -3,6 +3,7 @@
 use crate::api::get_dashboard;
 use crate::app::components::{
     anomaly_list::AnomalyList,
+    charts::LiveCharts,
     endpoint_table::EndpointTable,
     log_list::LogList,
     metrics_grid::MetricsGrid,
@@ -44,6 +45,7 @@ fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
         <StatusBar health=signals.health link=signals.link />
         <WindowPicker window />
         <MetricsGrid metrics=signals.metrics window />
+        <LiveCharts metrics=signals.metrics />
         <div class="panels">
             <AnomalyList anomalies=signals.anomalies />
             <EndpointTable metrics=signals.metrics />

@@ -2,6 +2,7 @@
 //! server renders the result, so a link to a query is a report anyone can open.
 
 use crate::api::{cancel_query, get_workbench, run_query};
+use crate::app::components::charts::ResultChart;
 use crate::app::components::result_table::ResultTable;
 use crate::app::components::sql_editor::SqlEditor;
 use crate::app::format;
@@ -153,6 +154,7 @@ pub fn QueryPage() -> impl IntoView {
                                     <a href=query_href(&sql, version) data-testid="permalink">"permalink"</a>
                                     {version.map(|v| format!(" · table version {v}"))}
                                 </p>
+                                <ResultChart result=answer.clone() />
                                 <ResultTable result=answer />
                             }
                             .into_any(),
