@@ -84,6 +84,9 @@ pub struct ServeConfig {
     /// Where to POST anomalies as JSON (optional).
     #[arg(long, env = "ALERT_WEBHOOK_URL")]
     pub alert_webhook_url: Option<String>,
+    /// Rows that make a commit before the interval is up.
+    #[arg(long, env = "COMMIT_MAX_ROWS", default_value_t = 50_000)]
+    pub commit_max_rows: usize,
     /// Seconds between compactions, vacuums and checkpoints of the lake.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     pub lake_maintenance_secs: u64,

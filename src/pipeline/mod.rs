@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 
 /// Events kept for the live log view.
 const RECENT_LOG_CAPACITY: usize = 10_000;
-/// Rows that force a commit before the interval is up.
-const MAX_ROWS_PER_COMMIT: usize = 50_000;
 const LOG_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Consumed messages in flight between ingest and the lake.
 const LAKE_CHANNEL_CAPACITY: usize = 10_000;
@@ -111,7 +109,7 @@ impl Pipeline {
             lake_status.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
-        tokio::spawn(sink.run(lake_input, config.commit_interval(), MAX_ROWS_PER_COMMIT));
+        tokio::spawn(sink.run(lake_input, config.commit_interval(), config.commit_max_rows.max(1)));
         tokio::spawn(lake::maintain(
             table_url.clone(),
             lake_status.clone(),
