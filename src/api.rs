@@ -1,13 +1,13 @@
 //! The server's surface: server functions for the pages, REST and SSE for everyone else.
 //! Handlers stay thin; the work happens in `pipeline`.
 
-use crate::model::{DashboardSnapshot, QueryResult, WorkbenchInfo};
+use crate::model::{DashboardSnapshot, LogFilter, QueryResult, WorkbenchInfo};
 use leptos::prelude::*;
 
 /// Everything the dashboard shows on first paint.
 #[server]
-pub async fn get_dashboard() -> Result<DashboardSnapshot, ServerFnError> {
-    Ok(expect_context::<http::AppState>().pipeline.dashboard())
+pub async fn get_dashboard(logs: LogFilter) -> Result<DashboardSnapshot, ServerFnError> {
+    Ok(expect_context::<http::AppState>().pipeline.dashboard(&logs))
 }
 
 /// Runs one read-only SQL query over the lake (at `version`, when given).

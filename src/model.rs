@@ -445,6 +445,9 @@ pub struct LogFilter {
     pub status: Option<String>,
     /// Text the message or the endpoint contains (case-insensitive).
     pub q: Option<String>,
+    /// Event time range.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
 }
 
 impl LogFilter {
@@ -468,5 +471,49 @@ impl LogFilter {
             && same(&self.endpoint, &event.endpoint)
             && status
             && text
+            && self.from.is_none_or(|from| event.timestamp >= from)
+            && self.to.is_none_or(|to| event.timestamp <= to)
+    }
+
+    /// The filter as URL query parameters (empty ones left out), as `/logs` and `/events` take them.
+    pub fn to_query(&self) -> String {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        let text = [
+            ("level", &self.level),
+            ("source", &self.source),
+            ("endpoint", &self.endpoint),
+            ("status", &self.status),
+            ("q", &self.q),
+        ];
+        for (name, value) in text {
+            if let Some(value) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+                params.append_pair(name, value);
+            }
+        }
+        for (name, value) in [("from", self.from), ("to", self.to)] {
+            if let Some(at) = value {
+                params.append_pair(name, &at.to_rfc3339());
+            }
+        }
+        params.finish()
+    }
+
+    /// Reads a filter from URL query parameters (`get` looks one up by name).
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
+        let time = |name| {
+            get(name)
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        LogFilter {
+            limit: get("limit").and_then(|l| l.parse().ok()),
+            level: get("level"),
+            source: get("source"),
+            endpoint: get("endpoint"),
+            status: get("status"),
+            q: get("q"),
+            from: time("from"),
+            to: time("to"),
+        }
     }
 }

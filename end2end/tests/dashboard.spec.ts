@@ -1,15 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
-import { execFileSync } from 'node:child_process';
-import { BROKER_PORT } from '../playwright.config';
-
-/** Produces `count` events over the Kafka protocol with `lakepulse gen`, as any service would. */
-function produce(count: number) {
-  execFileSync(process.env.LAKEPULSE_BIN!, ['gen', '--count', String(count), '--rate', '2000'], {
-    env: { ...process.env, KAFKA_BROKERS: `127.0.0.1:${BROKER_PORT}`, RUST_LOG: 'warn' },
-    stdio: 'inherit',
-    timeout: 30_000,
-  });
-}
+import { produce } from './helpers';
 
 async function totalRequests(page: Page): Promise<number> {
   return Number(await page.getByTestId('total-requests').innerText());

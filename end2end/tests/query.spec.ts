@@ -1,14 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { execFileSync } from 'node:child_process';
-import { BROKER_PORT } from '../playwright.config';
-
-function produce(count: number) {
-  execFileSync(process.env.LAKEPULSE_BIN!, ['gen', '--count', String(count), '--rate', '2000'], {
-    env: { ...process.env, KAFKA_BROKERS: `127.0.0.1:${BROKER_PORT}`, RUST_LOG: 'warn' },
-    stdio: 'inherit',
-    timeout: 30_000,
-  });
-}
+import { produce } from './helpers';
 
 const COUNT_BY_LEVEL = "SELECT level, count(*) AS n FROM logs WHERE level <> 'nope' GROUP BY level ORDER BY level";
 
@@ -59,7 +50,7 @@ test('results download as CSV and JSON, and a bad query says what is wrong', asy
 test('time travel: version 0 of the table is empty', async ({ page }) => {
   await page.goto(`/query?sql=${encodeURIComponent('SELECT count(*) AS n FROM logs')}&version=0`);
   await expect(page.getByTestId('sql-result').locator('tbody td').first()).toHaveText('0');
-  await expect(page.getByTestId('versions')).toContainText('v0');
+  await expect(page.getByTestId('versions')).toContainText(/v\d+\s*WRITE/);
 });
 
 test('a result becomes a chart in one click', async ({ page }) => {

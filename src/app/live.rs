@@ -1,11 +1,11 @@
 //! The browser's end of `GET /events`: SSE frames land in signals the components read.
 
-use crate::model::{Anomaly, Health, LogEvent, MetricsSnapshot, StageState};
+use crate::model::{
+    Anomaly, DashboardSnapshot, Health, LogEvent, LogFilter, MetricsSnapshot, StageState,
+};
 use leptos::prelude::*;
 
-/// How many live log lines the dashboard keeps.
-pub const LOG_LINES: usize = 50;
-/// How many anomalies the dashboard keeps.
+/// How many anomalies a page keeps.
 pub const ANOMALIES_KEPT: usize = 50;
 
 #[derive(Clone, Copy)]
@@ -17,21 +17,43 @@ pub struct LiveSignals {
     pub anomalies: RwSignal<Vec<Anomaly>>,
     /// The state of this browser's own link to the server.
     pub link: RwSignal<StageState>,
+    /// When the link came back after it was lost.
+    pub reconnected: RwSignal<Option<chrono::DateTime<chrono::Utc>>>,
+    /// While paused, new log lines are counted here instead of shown.
+    pub paused: RwSignal<bool>,
+    pub held: RwSignal<u64>,
 }
 
-/// Opens the stream once the page is live in a browser; on the server it does nothing.
-pub fn connect(signals: LiveSignals) {
+impl LiveSignals {
+    pub fn new(snapshot: DashboardSnapshot) -> Self {
+        LiveSignals {
+            metrics: RwSignal::new(snapshot.metrics),
+            health: RwSignal::new(snapshot.health),
+            logs: RwSignal::new(snapshot.recent_logs),
+            anomalies: RwSignal::new(snapshot.anomalies),
+            link: RwSignal::new(StageState::Connecting),
+            reconnected: RwSignal::new(None),
+            paused: RwSignal::new(false),
+            held: RwSignal::new(0),
+        }
+    }
+}
+
+/// Opens `GET /events` with `filter`'s log filters once the page is live in a browser, keeping
+/// the newest `log_lines` events; on the server it does nothing.
+pub fn connect(signals: LiveSignals, filter: &LogFilter, log_lines: usize) {
+    let url = format!("/events?{}", filter.to_query());
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
-        browser::open(signals);
+        browser::open(signals, &url, log_lines);
         #[cfg(not(feature = "hydrate"))]
-        let _ = signals;
+        let _ = (signals, &url, log_lines);
     });
 }
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use super::{LiveSignals, ANOMALIES_KEPT, LOG_LINES};
+    use super::{LiveSignals, ANOMALIES_KEPT};
     use crate::model::{sse, Anomaly, LogEvent, StageState};
     use leptos::prelude::*;
     use send_wrapper::SendWrapper;
@@ -56,8 +78,8 @@ mod browser {
         serde_json::from_str(&text).ok()
     }
 
-    pub fn open(signals: LiveSignals) {
-        let Ok(source) = EventSource::new("/events") else {
+    pub fn open(signals: LiveSignals, url: &str, log_lines: usize) {
+        let Ok(source) = EventSource::new(url) else {
             signals.link.set(StageState::Down);
             return;
         };
@@ -69,7 +91,12 @@ mod browser {
         };
         listen(
             "open",
-            Box::new(move |_| signals.link.set(StageState::Connected)),
+            Box::new(move |_| {
+                if signals.link.get_untracked() == StageState::Down {
+                    signals.reconnected.set(Some(chrono::Utc::now()));
+                }
+                signals.link.set(StageState::Connected);
+            }),
         );
         // EventSource reconnects by itself; until it does, the page says it is cut off.
         listen(
@@ -97,11 +124,15 @@ mod browser {
             sse::LOG,
             Box::new(move |e| {
                 if let Some(batch) = parse::<Vec<LogEvent>>(&e) {
+                    if signals.paused.get_untracked() {
+                        signals.held.update(|held| *held += batch.len() as u64);
+                        return;
+                    }
                     signals.logs.update(|logs| {
                         let older = std::mem::take(logs);
                         logs.extend(batch.into_iter().rev());
                         logs.extend(older);
-                        logs.truncate(LOG_LINES);
+                        logs.truncate(log_lines);
                     });
                 }
             }),

@@ -4,6 +4,7 @@ pub mod components;
 pub mod format;
 pub mod live;
 pub mod pages;
+pub mod shortcuts;
 pub mod sql_highlight;
 
 use leptos::prelude::*;
@@ -19,6 +20,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <script>{components::theme_toggle::APPLY_SAVED_THEME}</script>
                 // ECharts, served by lakepulse itself, for charming's charts.
                 <script src="/echarts.min.js"></script>
                 <HydrationScripts options />
@@ -42,17 +44,24 @@ pub fn App() -> impl IntoView {
                 <a class="brand" href="/">"lakepulse"</a>
                 <nav class="pages" aria-label="Pages">
                     <a href="/">"Overview"</a>
+                    <a href="/logs">"Logs"</a>
+                    <a href="/anomalies">"Anomalies"</a>
                     <a href="/query">"Query"</a>
                 </nav>
                 <span class="tagline">"Kafka → live · Delta Lake · SQL"</span>
+                <components::theme_toggle::ThemeToggle />
             </header>
+            <shortcuts::Shortcuts />
             <main>
                 // Async: the page waits for its data so the first HTML already has the numbers.
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=pages::dashboard::DashboardPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("query") view=pages::query::QueryPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("logs") view=pages::logs::LogsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("anomalies") view=pages::anomalies::AnomaliesPage ssr=SsrMode::Async />
                 </Routes>
             </main>
+            <footer class="shortcuts-help">"Keys: " {shortcuts::HELP}</footer>
         </Router>
     }
 }

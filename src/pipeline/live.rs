@@ -247,6 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn filters_round_trip_through_the_url() {
+        let filter = LogFilter {
+            level: Some("ERROR".into()),
+            q: Some("a b&c".into()),
+            source: Some(" ".into()),
+            from: Some(Utc::now()),
+            ..LogFilter::default()
+        };
+        let query = filter.to_query();
+        assert!(!query.contains("source"), "{query}");
+        let pairs: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+        let back = LogFilter::from_query(|name| pairs.get(name).cloned());
+        assert_eq!(back.level, filter.level);
+        assert_eq!(back.q, filter.q);
+        assert_eq!(
+            back.from.map(|t| t.timestamp_micros()),
+            filter.from.map(|t| t.timestamp_micros())
+        );
+    }
+
+    #[test]
     fn filters_by_status_class_exact_status_and_text() {
         let e = event("/api/Orders", 503);
         let f = |status: Option<&str>, q: Option<&str>| LogFilter {

@@ -406,7 +406,9 @@ impl LiveMetrics {
                     .binary_search_by_key(&start, |b| b.start)
                     .ok()
                     .map(|i| &self.buckets[i].totals);
-                let p = bucket.map(|t| percentiles(&t.response_times)).unwrap_or_default();
+                let p = bucket
+                    .map(|t| percentiles(&t.response_times))
+                    .unwrap_or_default();
                 TimelinePoint {
                     t: DateTime::from_timestamp(start, 0).unwrap_or_default(),
                     requests: bucket.map_or(0, |t| t.requests),
@@ -689,7 +691,10 @@ mod tests {
         );
         assert_eq!(s.by_source["svc"], 3000);
         assert_eq!(s.timeline.len(), 60);
-        assert!(s.timeline.iter().all(|p| p.requests == 100), "ten minutes of 10/s");
+        assert!(
+            s.timeline.iter().all(|p| p.requests == 100),
+            "ten minutes of 10/s"
+        );
         assert_eq!(s.timeline.last().unwrap().t.timestamp(), T0 + 590);
     }
 

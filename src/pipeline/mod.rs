@@ -109,7 +109,11 @@ impl Pipeline {
             lake_status.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
-        tokio::spawn(sink.run(lake_input, config.commit_interval(), config.commit_max_rows.max(1)));
+        tokio::spawn(sink.run(
+            lake_input,
+            config.commit_interval(),
+            config.commit_max_rows.max(1),
+        ));
         tokio::spawn(lake::maintain(
             table_url.clone(),
             lake_status.clone(),
@@ -179,14 +183,12 @@ impl Pipeline {
         Ok(result)
     }
 
-    pub fn dashboard(&self) -> DashboardSnapshot {
+    /// A page's first paint: health, metrics, anomalies and the recent events `logs` selects.
+    pub fn dashboard(&self, logs: &LogFilter) -> DashboardSnapshot {
         DashboardSnapshot {
             health: self.health(),
             metrics: self.live.metrics(Window::default()),
-            recent_logs: self.live.recent_logs(&LogFilter {
-                limit: Some(50),
-                ..LogFilter::default()
-            }),
+            recent_logs: self.live.recent_logs(logs),
             anomalies: self.live.anomalies(),
         }
     }

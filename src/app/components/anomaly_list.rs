@@ -4,7 +4,7 @@ use crate::app::format;
 use crate::model::{Anomaly, AnomalyKind, Severity};
 use leptos::prelude::*;
 
-fn shown(kind: AnomalyKind, value: f64) -> String {
+pub fn shown(kind: AnomalyKind, value: f64) -> String {
     match kind {
         AnomalyKind::ErrorRate => format::percent(value),
         AnomalyKind::Latency => format::millis(value),
@@ -18,7 +18,7 @@ fn shown(kind: AnomalyKind, value: f64) -> String {
 pub fn AnomalyList(anomalies: RwSignal<Vec<Anomaly>>) -> impl IntoView {
     view! {
         <section class="panel anomalies" aria-label="Anomalies">
-            <h2>"Anomalies"</h2>
+            <h2>"Anomalies " <a class="more" href="/anomalies">"all of them →"</a></h2>
             <Show
                 when=move || anomalies.with(|a| !a.is_empty())
                 fallback=|| view! { <p class="empty">"Nothing unusual."</p> }

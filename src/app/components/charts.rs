@@ -53,11 +53,21 @@ pub mod draw {
     fn frame() -> Chart {
         Chart::new()
             .tooltip(Tooltip::new().trigger(Trigger::Axis))
-            .grid(Grid::new().left("3%").right("4%").top(36).bottom("3%").contain_label(true))
+            .grid(
+                Grid::new()
+                    .left("3%")
+                    .right("4%")
+                    .top(36)
+                    .bottom("3%")
+                    .contain_label(true),
+            )
     }
 
     fn times(m: &MetricsSnapshot) -> Vec<String> {
-        m.timeline.iter().map(|p| p.t.format("%H:%M:%S").to_string()).collect()
+        m.timeline
+            .iter()
+            .map(|p| p.t.format("%H:%M:%S").to_string())
+            .collect()
     }
 
     pub fn requests(m: &MetricsSnapshot) -> Chart {
@@ -65,13 +75,26 @@ pub mod draw {
             .legend(Legend::new().top(0))
             .x_axis(Axis::new().type_(AxisType::Category).data(times(m)))
             .y_axis(Axis::new().type_(AxisType::Value))
-            .series(Line::new().name("requests").show_symbol(false).data(m.timeline.iter().map(|p| p.requests as i64).collect()))
-            .series(Line::new().name("errors").show_symbol(false).data(m.timeline.iter().map(|p| p.errors as i64).collect()))
+            .series(
+                Line::new()
+                    .name("requests")
+                    .show_symbol(false)
+                    .data(m.timeline.iter().map(|p| p.requests as i64).collect()),
+            )
+            .series(
+                Line::new()
+                    .name("errors")
+                    .show_symbol(false)
+                    .data(m.timeline.iter().map(|p| p.errors as i64).collect()),
+            )
     }
 
     pub fn latency(m: &MetricsSnapshot) -> Chart {
         let line = |name: &str, pick: fn(&crate::model::TimelinePoint) -> Option<f64>| {
-            Line::new().name(name).show_symbol(false).data(m.timeline.iter().map(pick).collect())
+            Line::new()
+                .name(name)
+                .show_symbol(false)
+                .data(m.timeline.iter().map(pick).collect())
         };
         frame()
             .legend(Legend::new().top(0))
@@ -87,9 +110,12 @@ pub mod draw {
             .tooltip(Tooltip::new().trigger(Trigger::Item))
             .legend(Legend::new().top(0))
             .series(
-                Pie::new()
-                    .radius(vec!["40%", "70%"])
-                    .data(m.by_status.iter().map(|(class, n)| (*n as i64, class.as_str())).collect()),
+                Pie::new().radius(vec!["40%", "70%"]).data(
+                    m.by_status
+                        .iter()
+                        .map(|(class, n)| (*n as i64, class.as_str()))
+                        .collect(),
+                ),
             )
     }
 
@@ -97,13 +123,25 @@ pub mod draw {
         let top: Vec<_> = m.by_endpoint.by_volume.iter().rev().collect();
         frame()
             .x_axis(Axis::new().type_(AxisType::Value))
-            .y_axis(Axis::new().type_(AxisType::Category).data(top.iter().map(|e| e.endpoint.clone()).collect()))
-            .series(Bar::new().name("requests").data(top.iter().map(|e| e.requests as i64).collect()))
+            .y_axis(
+                Axis::new()
+                    .type_(AxisType::Category)
+                    .data(top.iter().map(|e| e.endpoint.clone()).collect()),
+            )
+            .series(
+                Bar::new()
+                    .name("requests")
+                    .data(top.iter().map(|e| e.requests as i64).collect()),
+            )
     }
 
     /// Draws `chart` into the element `id`: the first time it creates the chart, after that
     /// it updates the same one in place.
-    pub fn show(drawn: StoredValue<Vec<(&'static str, Echarts)>, LocalStorage>, id: &'static str, chart: &Chart) {
+    pub fn show(
+        drawn: StoredValue<Vec<(&'static str, Echarts)>, LocalStorage>,
+        id: &'static str,
+        chart: &Chart,
+    ) {
         drawn.update_value(|drawn| match drawn.iter().find(|(shown, _)| *shown == id) {
             Some((_, echarts)) => WasmRenderer::update(echarts, chart),
             None => match WasmRenderer::new_opt(None, None).render(id, chart) {
@@ -142,14 +180,21 @@ pub mod draw {
             .rows
             .first()
             .and_then(|r| r[0].as_str())
-            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok() || s.len() == 10 && s.as_bytes()[4] == b'-');
+            .is_some_and(|s| {
+                chrono::DateTime::parse_from_rfc3339(s).is_ok()
+                    || s.len() == 10 && s.as_bytes()[4] == b'-'
+            });
         let mut rows: Vec<&Vec<serde_json::Value>> = result.rows.iter().collect();
         if over_time {
             rows.sort_by_key(|r| label(&r[0]));
         }
         let mut chart = frame()
             .legend(Legend::new().top(0))
-            .x_axis(Axis::new().type_(AxisType::Category).data(rows.iter().map(|r| label(&r[0])).collect()))
+            .x_axis(
+                Axis::new()
+                    .type_(AxisType::Category)
+                    .data(rows.iter().map(|r| label(&r[0])).collect()),
+            )
             .y_axis(Axis::new().type_(AxisType::Value));
         for c in numeric {
             let values: Vec<Option<f64>> = rows.iter().map(|r| r[c].as_f64()).collect();

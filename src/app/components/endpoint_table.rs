@@ -9,6 +9,7 @@ pub fn EndpointTable(metrics: RwSignal<MetricsSnapshot>) -> impl IntoView {
     view! {
         <section class="panel endpoints" aria-label="Top endpoints">
             <h2>"Top endpoints (" {move || metrics.with(|m| m.window.label())} ")"</h2>
+            <div class="table-wrap">
             <table data-testid="endpoint-table">
                 <thead>
                     <tr>
@@ -37,6 +38,7 @@ pub fn EndpointTable(metrics: RwSignal<MetricsSnapshot>) -> impl IntoView {
                     }}
                 </tbody>
             </table>
+            </div>
         </section>
     }
 }

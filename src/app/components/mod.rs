@@ -7,4 +7,5 @@ pub mod result_table;
 pub mod sql_box;
 pub mod sql_editor;
 pub mod status_bar;
+pub mod theme_toggle;
 pub mod window_picker;

@@ -1,11 +1,13 @@
 //! One line per stage: is it up, and why not.
 
 use crate::app::format;
-use crate::model::{Health, StageState};
+use crate::app::live::LiveSignals;
+use crate::model::StageState;
 use leptos::prelude::*;
 
 #[component]
-pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl IntoView {
+pub fn StatusBar(signals: LiveSignals) -> impl IntoView {
+    let (health, link) = (signals.health, signals.link);
     let kafka = move || {
         let h = health.get();
         let origin = if h.kafka.embedded {
@@ -52,8 +54,11 @@ pub fn StatusBar(health: RwSignal<Health>, link: RwSignal<StageState>) -> impl I
             StageState::Partial => "partial",
             StageState::Down => "disconnected, retrying",
         };
+        let back = signals.reconnected.get().map_or(String::new(), |at| {
+            format!(" · reconnected at {}", at.format("%H:%M:%S"))
+        });
         format!(
-            "{} Live stream {text} · {} viewers",
+            "{} Live stream {text} · {} viewers{back}",
             state.icon(),
             health.get().sse_clients
         )

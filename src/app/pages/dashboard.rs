@@ -12,12 +12,22 @@ use crate::app::components::{
     window_picker::{use_window, WindowPicker},
 };
 use crate::app::live::{connect, LiveSignals};
-use crate::model::{DashboardSnapshot, StageState};
+use crate::model::{DashboardSnapshot, LogFilter};
 use leptos::prelude::*;
+
+/// Lines of the live tail on the overview.
+const TAIL_LINES: usize = 50;
+
+fn tail_filter() -> LogFilter {
+    LogFilter {
+        limit: Some(TAIL_LINES),
+        ..LogFilter::default()
+    }
+}
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let snapshot = Resource::new_blocking(|| (), |_| get_dashboard());
+    let snapshot = Resource::new_blocking(|| (), |_| get_dashboard(tail_filter()));
     view! {
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -32,17 +42,11 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
-    let signals = LiveSignals {
-        metrics: RwSignal::new(snapshot.metrics),
-        health: RwSignal::new(snapshot.health),
-        logs: RwSignal::new(snapshot.recent_logs),
-        anomalies: RwSignal::new(snapshot.anomalies),
-        link: RwSignal::new(StageState::Connecting),
-    };
-    connect(signals);
+    let signals = LiveSignals::new(snapshot);
+    connect(signals, &tail_filter(), TAIL_LINES);
     let window = use_window();
     view! {
-        <StatusBar health=signals.health link=signals.link />
+        <StatusBar signals />
         <WindowPicker window />
         <MetricsGrid metrics=signals.metrics window />
         <LiveCharts metrics=signals.metrics />

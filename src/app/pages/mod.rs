@@ -1,2 +1,4 @@
+pub mod anomalies;
 pub mod dashboard;
+pub mod logs;
 pub mod query;

@@ -1,0 +1,57 @@
+import { test, expect } from '@playwright/test';
+import { produce } from './helpers';
+
+test('the explorer is server-rendered with the URL\'s filters', async ({ browser }) => {
+  produce(200);
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/logs?source=catalog-service');
+  const sources = page.getByTestId('log-list').locator('.source');
+  await expect(sources.first()).toBeVisible();
+  expect(new Set(await sources.allInnerTexts())).toEqual(new Set(['catalog-service']));
+  await expect(page.getByTestId('filter-source')).toHaveValue('catalog-service');
+  await page.screenshot({ path: 'test-results/logs.png', fullPage: true });
+  await context.close();
+});
+
+test('filters go into the URL, survive a reload, and the live stream keeps to them', async ({ page }) => {
+  await page.goto('/logs');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  await page.getByTestId('filter-source').fill('auth-service');
+  await page.getByTestId('filter-apply').click();
+  await expect(page).toHaveURL(/source=auth-service/);
+  await page.reload();
+  await expect(page.getByTestId('filter-source')).toHaveValue('auth-service');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  const newest = await page.getByTestId('log-list').locator('li time').first().innerText();
+  produce(200);
+  await expect(page.getByTestId('log-list').locator('li time').first()).not.toHaveText(newest, { timeout: 20_000 });
+  expect(new Set(await page.getByTestId('log-list').locator('.source').allInnerTexts())).toEqual(new Set(['auth-service']));
+});
+
+test('pause holds new events, resume catches up, and a click shows the full event', async ({ page }) => {
+  await page.goto('/logs');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  await page.getByTestId('pause').click();
+  const shown = await page.getByTestId('log-list').locator('li').count();
+  const newest = await page.getByTestId('log-list').locator('li time').first().innerText();
+  produce(50);
+  await expect(page.getByTestId('held')).toHaveText(/^[1-9]\d* new events held$/, { timeout: 20_000 });
+  expect(await page.getByTestId('log-list').locator('li').count()).toBe(shown);
+  expect(await page.getByTestId('log-list').locator('li time').first().innerText()).toBe(newest);
+  await page.getByTestId('pause').click();
+  await expect(page.getByTestId('log-list').locator('li time').first()).not.toHaveText(newest);
+  await page.getByTestId('log-list').locator('button.logline').first().click();
+  await expect(page.getByTestId('event-json')).toContainText('"endpoint"');
+});
+
+test('keyboard: / focuses the filter, g q opens the query page', async ({ page }) => {
+  await page.goto('/logs');
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
+  await page.keyboard.press('/');
+  await expect(page.getByTestId('filter-q')).toBeFocused();
+  await page.getByTestId('filter-q').blur();
+  await page.keyboard.press('g');
+  await page.keyboard.press('q');
+  await expect(page).toHaveURL(/\/query$/);
+});

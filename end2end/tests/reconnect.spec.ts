@@ -1,0 +1,45 @@
+import { test, expect } from '@playwright/test';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// A server of this test's own, so it can be stopped and started again.
+const PORT = 3323;
+const BASE = `http://127.0.0.1:${PORT}`;
+
+test('after a server restart the page reconnects by itself and says so', async ({ page }) => {
+  test.setTimeout(120_000);
+  const env = {
+    ...process.env,
+    PORT: String(PORT),
+    EMBEDDED_BROKER_PORT: '19394',
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'lakepulse-restart-')),
+    DEMO: '0',
+  };
+  const start = () => spawn(process.env.LAKEPULSE_BIN!, ['serve'], { env, stdio: 'ignore' });
+  const healthy = () =>
+    expect
+      .poll(async () => (await fetch(`${BASE}/health`).catch(() => null))?.status ?? 0, { timeout: 60_000 })
+      .toBe(200);
+
+  let server = start();
+  try {
+    await healthy();
+    await page.goto(`${BASE}/`);
+    const stream = page.getByTestId('status-stream');
+    await expect(stream).toHaveAttribute('data-state', 'connected');
+
+    server.kill('SIGTERM');
+    await once(server, 'exit');
+    await expect(stream).toHaveAttribute('data-state', 'down', { timeout: 20_000 });
+
+    server = start();
+    await healthy();
+    await expect(stream).toHaveAttribute('data-state', 'connected', { timeout: 30_000 });
+    await expect(stream).toContainText('reconnected at');
+  } finally {
+    server.kill('SIGTERM');
+  }
+});
