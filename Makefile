@@ -34,6 +34,11 @@ site:
 	cargo build --lib --target wasm32-unknown-unknown --no-default-features --features hydrate --profile wasm-release
 	mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name lakepulse $(WASM)
+	# Features as rustc's wasm32 target enables them by default.
+	web/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+		--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+		--enable-mutable-globals --enable-reference-types --enable-multivalue \
+		$(SITE)/pkg/lakepulse_bg.wasm -o $(SITE)/pkg/lakepulse_bg.wasm
 	cp style/main.css $(SITE)/pkg/lakepulse.css
 	cp -r public/. $(SITE)/
 	cp web/node_modules/echarts/dist/echarts.min.js $(SITE)/

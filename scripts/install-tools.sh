@@ -29,8 +29,8 @@ if [ "$(tansu --version 2>/dev/null | awk '{print $2}')" != "$TANSU_VERSION" ]; 
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
 fi
 
-if [ ! -f web/node_modules/echarts/dist/echarts.min.js ]; then
-  say "installing the browser libraries lakepulse serves (npm: echarts)"
+if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modules/.bin/wasm-opt ]; then
+  say "installing ECharts and binaryen's wasm-opt (npm)"
   (cd web && npm ci --no-audit --no-fund)
 fi
 

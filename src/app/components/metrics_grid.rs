@@ -13,6 +13,9 @@ fn Card(
     #[prop(into)] label: Signal<String>,
     testid: &'static str,
     value: Signal<String>,
+    /// Recent values for a sparkline (oldest first); none draws no line.
+    #[prop(optional)]
+    trend: Option<Signal<Vec<Option<f64>>>>,
 ) -> impl IntoView {
     view! {
         <div class="card">
@@ -20,7 +23,39 @@ fn Card(
             <div class="value" data-testid=testid>
                 {move || value.get()}
             </div>
+            {trend.map(|trend| view! { <Sparkline points=trend /> })}
         </div>
+    }
+}
+
+/// A small line of recent values, drawn as SVG so the server renders it too.
+#[component]
+fn Sparkline(points: Signal<Vec<Option<f64>>>) -> impl IntoView {
+    const WIDTH: f64 = 100.0;
+    const HEIGHT: f64 = 24.0;
+    let path = move || {
+        points.with(|values| {
+            let top = values
+                .iter()
+                .flatten()
+                .copied()
+                .fold(0.0_f64, f64::max)
+                .max(f64::EPSILON);
+            let step = WIDTH / (values.len().max(2) - 1) as f64;
+            values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    v.map(|v| format!("{:.1},{:.1}", i as f64 * step, HEIGHT - v / top * HEIGHT))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    };
+    view! {
+        <svg class="sparkline" viewBox="0 0 100 24" preserveAspectRatio="none" aria-hidden="true">
+            <polyline points=path fill="none" stroke="currentColor" stroke-width="1.5" vector-effect="non-scaling-stroke" />
+        </svg>
     }
 }
 
@@ -38,15 +73,18 @@ pub fn MetricsGrid(metrics: RwSignal<MetricsSnapshot>, window: Memo<Window>) -> 
             })
         })
     };
+    let trend = move |f: fn(&crate::model::TimelinePoint) -> Option<f64>| {
+        Signal::derive(move || metrics.with(|m| m.timeline.iter().map(f).collect()))
+    };
     let label = move |what: &'static str| {
         Signal::derive(move || format!("{what} ({})", window.get().label()))
     };
     view! {
         <section class="grid" aria-label="Metrics for the chosen window">
-            <Card label=label("Events / s") testid="events-per-sec" value=windowed(|w| format::count(w.events_per_sec)) />
-            <Card label=label("Error rate") testid="error-rate" value=windowed(|w| format::percent(w.error_rate)) />
+            <Card label=label("Events / s") testid="events-per-sec" value=windowed(|w| format::count(w.events_per_sec)) trend=trend(|p| Some(p.requests as f64)) />
+            <Card label=label("Error rate") testid="error-rate" value=windowed(|w| format::percent(w.error_rate)) trend=trend(|p| (p.requests > 0).then(|| p.errors as f64 / p.requests as f64)) />
             <Card label=label("p50") testid="p50" value=windowed(|w| ms(w.percentiles.p50)) />
-            <Card label=label("p95") testid="p95" value=windowed(|w| ms(w.percentiles.p95)) />
+            <Card label=label("p95") testid="p95" value=windowed(|w| ms(w.percentiles.p95)) trend=trend(|p| p.p95) />
             <Card label=label("p99") testid="p99" value=windowed(|w| ms(w.percentiles.p99)) />
             <Card label=label("Avg response") testid="avg-response-time" value=windowed(|w| ms(w.avg_response_time)) />
             <Card label=label("Requests") testid="window-requests" value=windowed(|w| format::count(w.requests as f64)) />
