@@ -1038,3 +1038,166 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     assert_eq!(lake["rows"], EVENTS);
     assert_eq!(lake["distinct_event_ids"], EVENTS);
 }
+
+/// Messages that are not events, every kind a hostile or broken producer sends: random bytes,
+/// invalid UTF-8, truncated JSON, wrong types, deep nesting, huge values.
+fn hostile_message(i: usize, rng: &mut impl rand::Rng) -> Vec<u8> {
+    // The heavy kinds (deep nesting, huge values) now and then, not one message in eight.
+    let kind = match i % 8 {
+        4 | 5 if i % 1000 >= 8 => 6,
+        kind => kind,
+    };
+    match kind {
+        0 => {
+            // Binary noise that cannot pass for text.
+            // (No newlines: those would make it a batch of several bad lines.)
+            let mut bytes: Vec<u8> = (0..rng.random_range(1..256))
+                .map(|_| rng.random::<u8>())
+                .map(|b| if b == b'\n' { 0 } else { b })
+                .collect();
+            bytes[0] = 0xff;
+            bytes
+        }
+        1 => {
+            let mut json = br#"{"endpoint":"/x","status":200,"message":""#.to_vec();
+            json.extend([0xc3, 0x28, b'"', b'}']);
+            json
+        }
+        2 => {
+            let full =
+                r#"{"timestamp":"2026-11-29T10:00:00Z","endpoint":"/cut","status":200,"bytes":12}"#;
+            full.as_bytes()[..rng.random_range(1..full.len() - 1)].to_vec()
+        }
+        3 => br#"{"endpoint":["/a"],"status":"two hundred"}"#.to_vec(),
+        4 => format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes(),
+        5 => format!(
+            r#"{{"endpoint":"/{}","status":99999999999}}"#,
+            "x".repeat(20_000)
+        )
+        .into_bytes(),
+        6 => br#"{"endpoint":"/no-status","level":"INFO"}"#.to_vec(),
+        _ => format!("GET /not/a/log/line {i} \u{0}\u{7}").into_bytes(),
+    }
+}
+
+#[tokio::test]
+async fn hostile_messages_are_all_counted_and_dead_lettered() {
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+    const HOSTILE: usize = 20_000;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", server.brokers())
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    let mut rng = rand::rng();
+    let mut deliveries = Vec::with_capacity(HOSTILE);
+    for i in 0..HOSTILE {
+        let value = hostile_message(i, &mut rng);
+        loop {
+            let record = FutureRecord::<(), [u8]>::to(TOPIC).payload(&value);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    for delivery in deliveries {
+        let delivered = delivery.await.expect("not cancelled");
+        delivered.map_err(|(e, _)| e).expect("delivered");
+    }
+    // One real event after them all: the pipeline still stands, and still counts exactly.
+    let after = br#"{"endpoint":"/after","status":200}"#.to_vec();
+    produce_with_rdkafka(&server.brokers(), &[after]).await;
+
+    // librdkafka may retry a produce that timed out, so the topic can hold a few copies more
+    // than were sent: every message ingest read must be counted, as an event or as malformed.
+    let (health, metrics) = eventually(
+        Duration::from_secs(180),
+        "everything read and counted",
+        &server,
+        || async {
+            let h: Value = client
+                .get(server.url("/health"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let m: Value = client
+                .get(server.url("/api/metrics"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let malformed: u64 = m["malformed"]
+                .as_object()?
+                .values()
+                .filter_map(Value::as_u64)
+                .sum();
+            let done =
+                h["kafka"]["lag"] == 0 && malformed >= HOSTILE as u64 && m["totalRequests"] == 1;
+            done.then_some((h, m))
+        },
+    )
+    .await;
+    let read: u64 = health["kafka"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["position"].as_u64())
+        .sum();
+    let malformed: u64 = metrics["malformed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(malformed + 1, read, "{}", metrics["malformed"]);
+    assert_eq!(health["status"], "healthy");
+}
+
+#[tokio::test]
+async fn oversized_request_bodies_are_refused_with_413() {
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+    let huge = format!(r#"{{"query":"SELECT '{}'"}}"#, "x".repeat(2 * 1024 * 1024));
+    let response = client
+        .post(server.url("/api/query"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 413);
+    let health = client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
