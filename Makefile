@@ -10,7 +10,7 @@ export LEPTOS_SITE_ROOT := $(SITE)
 BIN := $(CARGO_TARGET_DIR)/debug/lakepulse
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/lakepulse.wasm
 
-.PHONY: run test tools test-tools build site server lint unit e2e fmt clean
+.PHONY: run test tools test-tools build site server lint unit e2e fmt clean bench
 
 ## Build and start the whole pipeline: embedded broker, demo traffic, lake, dashboard on :3000.
 run: tools build
@@ -53,6 +53,13 @@ unit:
 
 e2e:
 	cd end2end && LAKEPULSE_BIN=$(BIN) npx playwright test
+
+## Benchmarks (release build): prints one table; BENCHMARKS.md records it.
+bench: tools
+	command -v goaccess >/dev/null || (apt-get update -qq && apt-get install -y -qq goaccess >/dev/null)
+	@echo "| benchmark | tool | time | rate | ratio |"
+	@echo "|---|---|---|---|---|"
+	@cargo bench --features ssr --bench decode -q 2>/dev/null
 
 fmt:
 	cargo fmt
