@@ -17,7 +17,16 @@ use std::time::Instant;
 fn write_log(path: &Path, lines: usize) -> std::io::Result<()> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-    let paths = ["/", "/api/products", "/api/products/42?ref=home", "/static/app.js", "/api/search?q=red+shoes", "/api/cart", "/login", "/health"];
+    let paths = [
+        "/",
+        "/api/products",
+        "/api/products/42?ref=home",
+        "/static/app.js",
+        "/api/search?q=red+shoes",
+        "/api/cart",
+        "/login",
+        "/health",
+    ];
     let agents = [
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
         "curl/8.5.0",
@@ -27,7 +36,9 @@ fn write_log(path: &Path, lines: usize) -> std::io::Result<()> {
     // A small linear congruential generator: the same file every time, no dependency.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move |n: u64| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (seed >> 33) % n
     };
     for i in 0..lines {
@@ -35,12 +46,26 @@ fn write_log(path: &Path, lines: usize) -> std::io::Result<()> {
         let ip = if next(10) == 0 {
             format!("2001:db8::{:x}", next(65_535))
         } else {
-            format!("{}.{}.{}.{}", 10 + next(200), next(256), next(256), 1 + next(254))
+            format!(
+                "{}.{}.{}.{}",
+                10 + next(200),
+                next(256),
+                next(256),
+                1 + next(254)
+            )
         };
         let status = [200, 200, 200, 200, 304, 301, 404, 500, 503, 201][next(10) as usize];
-        let size = if status == 304 { "-".to_owned() } else { next(50_000).to_string() };
+        let size = if status == 304 {
+            "-".to_owned()
+        } else {
+            next(50_000).to_string()
+        };
         let method = if next(5) == 0 { "POST" } else { "GET" };
-        let referer = if next(3) == 0 { "-" } else { "https://shop.example.com/" };
+        let referer = if next(3) == 0 {
+            "-"
+        } else {
+            "https://shop.example.com/"
+        };
         writeln!(
             out,
             r#"{ip} - - [{time}] "{method} {} HTTP/1.1" {status} {size} "{referer}" "{}""#,
@@ -82,7 +107,10 @@ fn goaccess(path: &Path) -> Option<f64> {
 }
 
 fn main() {
-    let lines: usize = std::env::var("BENCH_LINES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let lines: usize = std::env::var("BENCH_LINES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
     let path = dir.join(format!("bench-access-{lines}.log"));
     if !path.exists() {
@@ -90,7 +118,10 @@ fn main() {
     }
     let (parsed, ours) = lakepulse(&path);
     let rate = |secs: f64| parsed as f64 / secs;
-    println!("| decode + aggregate, {parsed} combined lines | lakepulse | {ours:.2} s | {:.0} lines/s |", rate(ours));
+    println!(
+        "| decode + aggregate, {parsed} combined lines | lakepulse | {ours:.2} s | {:.0} lines/s |",
+        rate(ours)
+    );
     match goaccess(&path) {
         Some(theirs) => println!(
             "| decode + aggregate, {parsed} combined lines | GoAccess | {theirs:.2} s | {:.0} lines/s | lakepulse {:.1}x |",

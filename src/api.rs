@@ -53,6 +53,7 @@ pub async fn cancel_query(id: String) -> Result<bool, ServerFnError> {
 
 #[cfg(feature = "ssr")]
 pub mod http {
+    use crate::access::{self, AccessToken};
     use crate::app::{shell, App};
     use crate::model::QueryRequest;
     use crate::model::{
@@ -89,6 +90,7 @@ pub mod http {
     pub struct AppState {
         pub leptos_options: LeptosOptions,
         pub pipeline: Arc<Pipeline>,
+        pub token: Option<AccessToken>,
     }
 
     pub fn router(state: AppState) -> Router {
@@ -105,8 +107,13 @@ pub mod http {
             .route("/api/lake/history", get(lake_history))
             .route("/api/export", get(export))
             .route("/events", get(events))
+            .route("/login", get(access::login_form).post(access::login))
             .leptos_routes(&state, routes, move || shell(options.clone()))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(axum::middleware::from_fn_with_state(
+                state.token.clone(),
+                access::guard,
+            ))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(
                 MAX_BODY_BYTES,
             ))

@@ -1,6 +1,8 @@
 //! lakepulse: Kafka web-request events → live dashboard (SSE), Delta Lake table, DataFusion SQL.
 #![recursion_limit = "256"]
 
+#[cfg(feature = "ssr")]
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod model;

@@ -1,5 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
+use lakepulse::access::AccessToken;
 use lakepulse::api::http::{router, AppState};
 use lakepulse::pipeline::config::{Cli, Command, ServeConfig};
 use lakepulse::pipeline::Pipeline;
@@ -49,9 +50,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();
+    let token = match (&config.token, &config.token_file) {
+        (Some(token), _) => AccessToken::new(token),
+        (None, Some(file)) => AccessToken::new(
+            &std::fs::read_to_string(file)
+                .with_context(|| format!("reading the token file {}", file.display()))?,
+        ),
+        (None, None) => None,
+    };
+    if token.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback with no LAKEPULSE_TOKEN: anyone who can reach this port can read the logs and run SQL");
+    }
     let app = router(AppState {
         leptos_options,
         pipeline,
+        token,
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -1201,3 +1201,95 @@ async fn oversized_request_bodies_are_refused_with_413() {
     let health = client.get(server.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn with_a_token_set_pages_and_apis_need_it_and_health_stays_open() {
+    const TOKEN: &str = "s3cret-token";
+    let server = Server::start_with(&[("LAKEPULSE_TOKEN", TOKEN)]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let health: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(health["kafka"]["topic"], "web-logs");
+
+    let refused = client.get(server.url("/api/metrics")).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let wrong = client
+        .get(server.url("/api/metrics"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let (status, _) = sql(&client, &server, "SELECT 1").await;
+    assert_eq!(status, 401);
+    let allowed = client
+        .get(server.url("/api/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        client
+            .get(server.url("/events"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // A person is sent to sign in, and comes back with a cookie.
+    let page = client
+        .get(server.url("/query?sql=SELECT%201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(
+        page.headers()["location"],
+        "/login?next=%2Fquery%3Fsql%3DSELECT%25201"
+    );
+    let bad = client
+        .post(server.url("/login"))
+        .form(&[("token", "guess"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let signed_in = client
+        .post(server.url("/login"))
+        .form(&[("token", TOKEN), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/", "only local paths");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = client
+        .get(server.url("/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("total-requests"));
+}

@@ -93,6 +93,12 @@ pub struct ServeConfig {
     /// The embedded broker's executable.
     #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
     pub tansu_bin: PathBuf,
+    /// When set, every page and API call needs this token (bearer header or login cookie).
+    #[arg(long, env = "LAKEPULSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token, instead of LAKEPULSE_TOKEN.
+    #[arg(long, env = "LAKEPULSE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Built browser assets (the wasm bundle, CSS, public/).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
