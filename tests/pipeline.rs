@@ -1293,3 +1293,102 @@ async fn with_a_token_set_pages_and_apis_need_it_and_health_stays_open() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("total-requests"));
 }
+
+/// A tansu broker of the test's own, with its log on disk in `dir`.
+fn start_tansu(port: u16, dir: &Path) -> Child {
+    let listener = format!("tcp://127.0.0.1:{port}");
+    Command::new("tansu")
+        .args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &listener,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu on PATH (make test-tools installs it)")
+}
+
+#[tokio::test]
+async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let mut broker = start_tansu(broker_port, broker_dir.path());
+    let server = Server::start_with(&[("KAFKA_BROKERS", brokers.as_str()), ("DEMO", "0")]);
+    let client = reqwest::Client::new();
+    let state = |client: reqwest::Client, url: String| async move {
+        let h: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+        h["kafka"]["state"].as_str().map(str::to_owned)
+    };
+    eventually(
+        Duration::from_secs(120),
+        "lakepulse up",
+        &server,
+        || async {
+            (state(client.clone(), server.url("/health")).await? == "connected").then_some(())
+        },
+    )
+    .await;
+    let event = |i: usize| format!(r#"{{"endpoint":"/outage/{i}","status":200}}"#).into_bytes();
+    let before: Vec<Vec<u8>> = (0..300).map(event).collect();
+    produce_with_rdkafka(&brokers, &before).await;
+
+    let outage = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &broker.id().to_string()])
+        .status();
+    broker.wait().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "Kafka down in the status",
+        &server,
+        || async { (state(client.clone(), server.url("/health")).await? == "down").then_some(()) },
+    )
+    .await;
+    // The rest of the pipeline keeps serving meanwhile.
+    assert_eq!(
+        client
+            .get(server.url("/api/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
+    let mut broker = start_tansu(broker_port, broker_dir.path());
+    eventually(
+        Duration::from_secs(60),
+        "Kafka back in the status",
+        &server,
+        || async {
+            (state(client.clone(), server.url("/health")).await? == "connected").then_some(())
+        },
+    )
+    .await;
+    let after: Vec<Vec<u8>> = (300..500).map(event).collect();
+    produce_with_rdkafka(&brokers, &after).await;
+
+    let count = eventually(
+        Duration::from_secs(60),
+        "every event in the lake",
+        &server,
+        || async {
+            let (_, answer) = sql(
+                &client,
+                &server,
+                "SELECT count(*), count(DISTINCT endpoint) FROM logs",
+            )
+            .await;
+            (answer["rows"][0][0].as_u64()? >= 500).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(count["rows"][0], json!([500, 500]));
+    let _ = broker.kill();
+}
