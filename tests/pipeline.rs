@@ -1391,4 +1391,5 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
     .await;
     assert_eq!(count["rows"][0], json!([500, 500]));
     let _ = broker.kill();
+    let _ = broker.wait();
 }
