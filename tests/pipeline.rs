@@ -73,6 +73,24 @@ impl Server {
             .expect("start lakepulse")
     }
 
+    /// Starts lakepulse and waits until it answers `/health`.
+    async fn ready(env: &[(&str, &str)]) -> (Server, reqwest::Client) {
+        let server = Server::start_with(env);
+        let client = reqwest::Client::new();
+        let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+            client
+                .get(server.url("/health"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        })
+        .await;
+        (server, client)
+    }
+
     /// Kills lakepulse the way a crash would (SIGKILL: no cleanup, its broker left running)
     /// and starts it again on the same data and ports.
     fn crash_and_restart(&mut self) {
@@ -624,19 +642,7 @@ fn write_access_log(path: &Path, valid: usize, first: chrono::DateTime<chrono::U
 
 #[tokio::test]
 async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time() {
-    let server = Server::start();
-    let client = reqwest::Client::new();
-    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    })
-    .await;
+    let (server, client) = Server::ready(&[]).await;
     const LINES: usize = 300;
     let first = chrono::Utc::now() - chrono::Duration::minutes(40);
     let log = server.data_dir.path().join("access.log.gz");
@@ -754,19 +760,7 @@ async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Val
 #[tokio::test]
 async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_is_not() {
     let (hook, mut alerts) = webhook_receiver().await;
-    let server = Server::start_with(&[("ALERT_WEBHOOK_URL", hook.as_str())]);
-    let client = reqwest::Client::new();
-    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    })
-    .await;
+    let (server, client) = Server::ready(&[("ALERT_WEBHOOK_URL", hook.as_str())]).await;
 
     // Twelve minutes of event time in about twelve seconds: ten steady minutes, then a 30 s
     // error burst at 600 s and a 30 s latency spike at 660 s.
@@ -859,19 +853,7 @@ async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_i
 #[tokio::test]
 async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
     use tokio::io::AsyncWriteExt;
-    let server = Server::start();
-    let client = reqwest::Client::new();
-    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    })
-    .await;
+    let (server, client) = Server::ready(&[]).await;
     // Asks for the stream and never reads a byte of it.
     let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await
@@ -1082,19 +1064,7 @@ fn hostile_message(i: usize, rng: &mut impl rand::Rng) -> Vec<u8> {
 
 #[tokio::test]
 async fn hostile_messages_are_all_counted_and_dead_lettered() {
-    let server = Server::start();
-    let client = reqwest::Client::new();
-    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    })
-    .await;
+    let (server, client) = Server::ready(&[]).await;
     const HOSTILE: usize = 20_000;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", server.brokers())
@@ -1176,19 +1146,7 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
 
 #[tokio::test]
 async fn oversized_request_bodies_are_refused_with_413() {
-    let server = Server::start();
-    let client = reqwest::Client::new();
-    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    })
-    .await;
+    let (server, client) = Server::ready(&[]).await;
     let huge = format!(r#"{{"query":"SELECT '{}'"}}"#, "x".repeat(2 * 1024 * 1024));
     let response = client
         .post(server.url("/api/query"))

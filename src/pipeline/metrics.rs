@@ -248,6 +248,8 @@ pub struct Observation {
 
 /// Events may still arrive this long after a bucket's end before it is judged.
 const CLOSE_AFTER_SECS: i64 = 2;
+/// With no event for this long, buckets close by the wall clock instead.
+const SILENCE_CLOSES_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Default for LiveMetrics {
     fn default() -> Self {
@@ -424,9 +426,19 @@ impl LiveMetrics {
     /// The buckets whose event time has passed (every 10 s slot, empty ones included, so a
     /// drop to nothing shows), oldest first, each handed out once.
     pub fn close_buckets(&mut self, now: Instant) -> Vec<ClosedBucket> {
-        let Some(end) = self.event_time_secs(now) else {
+        let Some(clock) = self.clock else {
             return Vec::new();
         };
+        // While events flow, only they move buckets to judgment: a producer that stalls for a
+        // moment must not make a half-filled bucket look like a drop. After a long silence the
+        // wall clock takes over, so a drop to nothing is still seen.
+        let silent = now.saturating_duration_since(clock.seen_at) >= SILENCE_CLOSES_AFTER;
+        let end_micros = if silent {
+            clock.now_micros(now)
+        } else {
+            clock.latest_micros
+        };
+        let end = end_micros as f64 / 1e6;
         let closable_before = bucket_start(end.floor() as i64 - CLOSE_AFTER_SECS);
         let oldest_kept = self.buckets.front().map_or(closable_before, |b| b.start);
         let mut next = self
@@ -769,8 +781,13 @@ mod tests {
         assert_eq!(closed[0].endpoints[0].0, "/a");
         assert_eq!(closed[1].overall, Observation::default());
         assert!(m.close_buckets(now).is_empty(), "each bucket once");
-        let later = m.close_buckets(now + Duration::from_secs(10));
-        assert_eq!(later.iter().map(|b| b.start - T0).collect::<Vec<_>>(), [30]);
+        // A short pause in the events closes nothing; a long silence closes by the clock.
+        assert!(m.close_buckets(now + Duration::from_secs(10)).is_empty());
+        let later = m.close_buckets(now + Duration::from_secs(40));
+        assert_eq!(
+            later.iter().map(|b| b.start - T0).collect::<Vec<_>>(),
+            [30, 40, 50, 60]
+        );
     }
 
     #[test]
