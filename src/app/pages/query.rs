@@ -39,23 +39,24 @@ const SAMPLES: &[(&str, &str)] = &[
 const DEFAULT_QUERY: &str =
     "SELECT level, count(*) AS events\nFROM logs\nGROUP BY level\nORDER BY events DESC";
 
-/// `/query?sql=...&version=...`, with the query encoded as a browser would.
-pub fn query_href(sql: &str, version: Option<u64>) -> String {
+/// `path?sql=...&version=...` plus `extra` pairs, encoded as a browser would.
+fn query_url(path: &str, sql: &str, version: Option<u64>, extra: &[(&str, &str)]) -> String {
     let mut params = form_urlencoded::Serializer::new(String::new());
     params.append_pair("sql", sql);
     if let Some(version) = version {
         params.append_pair("version", &version.to_string());
     }
-    format!("/query?{}", params.finish())
+    params.extend_pairs(extra);
+    format!("{path}?{}", params.finish())
+}
+
+/// The workbench showing `sql` (at `version`): a shareable report.
+pub fn query_href(sql: &str, version: Option<u64>) -> String {
+    query_url("/query", sql, version, &[])
 }
 
 fn export_href(sql: &str, version: Option<u64>, format: &str) -> String {
-    let mut params = form_urlencoded::Serializer::new(String::new());
-    params.append_pair("sql", sql).append_pair("format", format);
-    if let Some(version) = version {
-        params.append_pair("version", &version.to_string());
-    }
-    format!("/api/export?{}", params.finish())
+    query_url("/api/export", sql, version, &[("format", format)])
 }
 
 fn next_query_id() -> String {
