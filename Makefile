@@ -57,9 +57,7 @@ e2e:
 ## Benchmarks (release build): prints one table; BENCHMARKS.md records it.
 bench: tools
 	command -v goaccess >/dev/null || (apt-get update -qq && apt-get install -y -qq goaccess >/dev/null)
-	@echo "| benchmark | tool | time | rate | ratio |"
-	@echo "|---|---|---|---|---|"
-	@cargo bench --features ssr --bench decode -q 2>/dev/null
+	cargo bench --features ssr --bench decode
 
 fmt:
 	cargo fmt

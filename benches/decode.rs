@@ -116,6 +116,8 @@ fn main() {
     if !path.exists() {
         write_log(&path, lines).expect("write the bench log");
     }
+    println!("| benchmark | tool | time | rate | ratio |");
+    println!("|---|---|---|---|---|");
     let (parsed, ours) = lakepulse(&path);
     let rate = |secs: f64| parsed as f64 / secs;
     println!(
