@@ -78,14 +78,7 @@ impl Server {
         let server = Server::start_with(env);
         let client = reqwest::Client::new();
         let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-            client
-                .get(server.url("/health"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()
+            get_json(&client, &server.url("/health")).await
         })
         .await;
         (server, client)
@@ -135,6 +128,11 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
     }
+}
+
+/// GET `url` as JSON; None when it does not answer or the answer is not JSON.
+async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
 }
 
 /// Polls `probe` until it returns Some or `within` runs out.
@@ -283,14 +281,7 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     let server = Server::start();
     let client = reqwest::Client::new();
     let health: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
+        get_json(&client, &server.url("/health")).await
     })
     .await;
     assert_eq!(health["kafka"]["embedded"], true);
@@ -356,14 +347,7 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         "all events in the metrics",
         &server,
         || async {
-            let m: Value = client
-                .get(server.url("/api/metrics"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let m: Value = get_json(&client, &server.url("/api/metrics")).await?;
             (m["totalRequests"].as_u64()? >= TOTAL).then_some(m)
         },
     )
@@ -446,14 +430,7 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         "no lag in /health",
         &server,
         || async {
-            let h: Value = client
-                .get(server.url("/health"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let h: Value = get_json(&client, &server.url("/health")).await?;
             (h["kafka"]["lag"] == 0).then_some(h)
         },
     )
@@ -676,14 +653,7 @@ async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time()
         "the replayed events",
         &server,
         || async {
-            let m: Value = client
-                .get(server.url("/api/metrics?window=1h"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let m: Value = get_json(&client, &server.url("/api/metrics?window=1h")).await?;
             (m["totalRequests"].as_u64()? >= LINES as u64).then_some(m)
         },
     )
@@ -793,14 +763,9 @@ async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_i
         "both anomalies",
         &server,
         || async {
-            let list: Vec<Value> = client
-                .get(server.url("/api/anomalies"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let list: Vec<Value> =
+                serde_json::from_value(get_json(&client, &server.url("/api/anomalies")).await?)
+                    .ok()?;
             let found = |kind: &str| {
                 list.iter()
                     .any(|a| a["kind"] == kind && a["scope"] == "overall")
@@ -867,14 +832,7 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
         "the stuck client counted",
         &server,
         || async {
-            let h: Value = client
-                .get(server.url("/health"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let h: Value = get_json(&client, &server.url("/health")).await?;
             (h["sseClients"] == 1).then_some(h)
         },
     )
@@ -1101,22 +1059,8 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
         "everything read and counted",
         &server,
         || async {
-            let h: Value = client
-                .get(server.url("/health"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let m: Value = client
-                .get(server.url("/api/metrics"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            let m: Value = get_json(&client, &server.url("/api/metrics")).await?;
             let malformed: u64 = m["malformed"]
                 .as_object()?
                 .values()
@@ -1169,14 +1113,7 @@ async fn with_a_token_set_pages_and_apis_need_it_and_health_stays_open() {
         .build()
         .unwrap();
     let health: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
+        get_json(&client, &server.url("/health")).await
     })
     .await;
     assert_eq!(health["kafka"]["topic"], "web-logs");
@@ -1280,7 +1217,7 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
     let server = Server::start_with(&[("KAFKA_BROKERS", brokers.as_str()), ("DEMO", "0")]);
     let client = reqwest::Client::new();
     let state = |client: reqwest::Client, url: String| async move {
-        let h: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+        let h: Value = get_json(&client, &url).await?;
         h["kafka"]["state"].as_str().map(str::to_owned)
     };
     eventually(
