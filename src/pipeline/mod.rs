@@ -251,10 +251,12 @@ async fn publish_every_second(
         let Some(pipeline) = pipeline.upgrade() else {
             return;
         };
-        pipeline
-            .live
-            .publish(sse::METRICS, &pipeline.live.metrics(Window::default()));
-        pipeline.live.publish(sse::HEALTH, &pipeline.health());
+        // Snapshots merge an hour of sketches: only worth it when someone is watching.
+        if pipeline.live.sse_clients() > 0 {
+            let metrics = pipeline.live.metrics(Window::default());
+            pipeline.live.publish(sse::METRICS, &metrics);
+            pipeline.live.publish(sse::HEALTH, &pipeline.health());
+        }
         for anomaly in pipeline.live.detect_anomalies() {
             tracing::warn!(?anomaly, "anomaly");
             if let Some(alerter) = &alerter {
