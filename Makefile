@@ -10,14 +10,14 @@ export LEPTOS_SITE_ROOT := $(SITE)
 BIN := $(CARGO_TARGET_DIR)/debug/lakepulse
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/lakepulse.wasm
 
-.PHONY: run test tools test-tools build site server lint unit e2e fmt clean bench
+.PHONY: run test tools test-tools build site server lint unit fuzz e2e fmt clean bench
 
 ## Build and start the whole pipeline: embedded broker, demo traffic, lake, dashboard on :3000.
 run: tools build
 	$(BIN) serve
 
 ## Every test: formatting, clippy (both targets), unit and integration tests, browser tests.
-test: test-tools build lint unit e2e
+test: test-tools build lint unit fuzz e2e
 
 tools:
 	scripts/install-tools.sh run
@@ -45,23 +45,39 @@ site:
 
 lint:
 	cargo fmt --check
+	cd fuzz && cargo fmt --check
 	cargo clippy --features ssr --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
 
 unit:
 	cargo test --features ssr
 
+## Every fuzz target for FUZZ_SECONDS each (briefly in `make test`; longer by hand, e.g.
+## `make fuzz FUZZ_SECONDS=3600`). Inputs that crash land in fuzz/artifacts/.
+FUZZ_SECONDS ?= 20
+fuzz:
+	# cargo fuzz passes nightly-only flags (the sanitizer); the machine's toolchain is stable.
+	cd fuzz && for target in $$(cargo fuzz list); do \
+		mkdir -p corpus/$$target && \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$target corpus/$$target seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 || exit 1; \
+	done
+
 e2e:
 	cd end2end && LAKEPULSE_BIN=$(BIN) npx playwright test
 
 ## Benchmarks (release build): prints one table; BENCHMARKS.md records it.
-bench: tools
+bench: tools site
 	command -v goaccess >/dev/null || (apt-get update -qq && apt-get install -y -qq goaccess >/dev/null)
-	cargo bench --features ssr --bench decode
+	cargo bench --features ssr --no-run
+	@echo "| benchmark | setup | result | vs baseline |"
+	@echo "|---|---|---|---|"
+	@cargo bench --features ssr --bench decode --bench live 2>/dev/null
 
 fmt:
 	cargo fmt
 
 clean:
 	cargo clean
+	rm -rf fuzz/corpus fuzz/artifacts
 	rm -rf $(SITE)

@@ -1,5 +1,5 @@
 //! Decode + aggregate a combined-format access log: lakepulse's parser and live metrics
-//! against GoAccess on the same file. `make bench` runs it; it prints one table row each.
+//! against GoAccess on the same file. `make bench` runs it; it prints table rows.
 //!
 //! The log (1 000 000 lines by default, `BENCH_LINES` to change) is generated once under the
 //! target directory: many clients (IPv4 and IPv6), paths with query strings, every status
@@ -116,20 +116,18 @@ fn main() {
     if !path.exists() {
         write_log(&path, lines).expect("write the bench log");
     }
-    println!("| benchmark | tool | time | rate | ratio |");
-    println!("|---|---|---|---|---|");
     let (parsed, ours) = lakepulse(&path);
     let rate = |secs: f64| parsed as f64 / secs;
     println!(
-        "| decode + aggregate, {parsed} combined lines | lakepulse | {ours:.2} s | {:.0} lines/s |",
+        "| decode + aggregate | lakepulse, {parsed} combined lines | {ours:.2} s, {:.0} lines/s | |",
         rate(ours)
     );
     match goaccess(&path) {
         Some(theirs) => println!(
-            "| decode + aggregate, {parsed} combined lines | GoAccess | {theirs:.2} s | {:.0} lines/s | lakepulse {:.1}x |",
+            "| decode + aggregate | GoAccess, same file | {theirs:.2} s, {:.0} lines/s | lakepulse {:.1}x faster |",
             rate(theirs),
             theirs / ours
         ),
-        None => println!("| decode + aggregate | GoAccess | not run: `goaccess` missing (apt-get install goaccess) | | |"),
+        None => println!("| decode + aggregate | GoAccess | not run: `goaccess` missing (apt-get install goaccess) | |"),
     }
 }

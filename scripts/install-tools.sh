@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what lakepulse needs on a fresh machine, skipping whatever is already there.
 #   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker
-#   install-tools.sh test   the above, plus Chromium, Playwright and the Python Kafka/Delta clients
+#   install-tools.sh test   the above, plus Chromium, Playwright, the Python Kafka/Delta clients
+#                           and cargo-fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-run}
@@ -51,4 +52,9 @@ if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake' 2>/dev/null; then
   say "installing the Python clients (confluent-kafka, deltalake) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  say "installing cargo-fuzz (the decoders' fuzz targets; about a minute)"
+  cargo install cargo-fuzz --locked
 fi

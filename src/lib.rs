@@ -6,7 +6,6 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod model;
-#[cfg(feature = "ssr")]
 pub mod pipeline;
 #[cfg(feature = "ssr")]
 pub mod tools;

@@ -39,6 +39,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Every SSE client holds a socket: the default soft limit (often 1024) would cap the
+    // dashboards one server can feed far below what it handles.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
+    }
     let pipeline = Pipeline::start(&config)
         .await
         .context("starting the pipeline")?;

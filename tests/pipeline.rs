@@ -815,6 +815,53 @@ async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_i
     );
 }
 
+/// Reads an `/events` stream until a `metrics` frame counts `total` requests.
+async fn live_metrics_counting(sse: reqwest::Response, total: u64) -> Value {
+    let mut body = sse.bytes_stream();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let message: String = text.drain(..end + 2).collect();
+                if message.contains("event: metrics") {
+                    let data = message
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap();
+                    let metrics: Value = serde_json::from_str(data).unwrap();
+                    if metrics["totalRequests"] == total {
+                        return metrics;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("a metrics frame counting {total} requests within 60 s"))
+}
+
+/// Runs `lakepulse gen` against the server's broker until it has produced `count` events.
+fn generate(server: &Server, count: u64, rate: u64) {
+    let gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args([
+            "gen",
+            "--count",
+            &count.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .env("KAFKA_BROKERS", server.brokers())
+        .output()
+        .expect("run gen");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+}
+
 #[tokio::test]
 async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
     use tokio::io::AsyncWriteExt;
@@ -840,43 +887,11 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
 
     // Far more than the socket buffers hold: the stuck client falls behind for good.
     const EVENTS: u64 = 30_000;
-    let gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
-        .args(["gen", "--count", &EVENTS.to_string(), "--rate", "20000"])
-        .env("KAFKA_BROKERS", server.brokers())
-        .output()
-        .expect("run gen");
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
+    generate(&server, EVENTS, 20_000);
 
     // A healthy client still gets a live stream that counts every event.
     let response = client.get(server.url("/events")).send().await.expect("SSE");
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    let seen = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let chunk = body.next().await.expect("stream open").expect("chunk");
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = text.find("\n\n") {
-                let message: String = text.drain(..end + 2).collect();
-                if message.contains("event: metrics") {
-                    let data = message
-                        .lines()
-                        .find_map(|l| l.strip_prefix("data: "))
-                        .unwrap();
-                    let metrics: Value = serde_json::from_str(data).unwrap();
-                    if metrics["totalRequests"] == EVENTS {
-                        return metrics;
-                    }
-                }
-            }
-        }
-    })
-    .await
-    .expect("every event counted while a client is stuck");
-    assert_eq!(seen["totalRequests"], EVENTS);
+    live_metrics_counting(response, EVENTS).await;
     let health: Value = client
         .get(server.url("/health"))
         .send()
@@ -890,6 +905,50 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
         "the stuck client is still connected, just behind"
     );
     drop(stuck);
+}
+
+#[tokio::test]
+async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
+    use tokio::io::AsyncWriteExt;
+    const IDLE: u64 = 10_000;
+    const EVENTS: u64 = 2_000;
+    rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
+    let (server, client) = Server::ready(&[]).await;
+    // Each asks for the stream and then sits there, reading nothing.
+    let mut idle = Vec::with_capacity(IDLE as usize);
+    for _ in 0..IDLE {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .expect("an idle connection");
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: lakepulse\r\n\r\n")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every idle client connected",
+        &server,
+        || async {
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            (h["sseClients"] == IDLE).then_some(())
+        },
+    )
+    .await;
+
+    let response = client.get(server.url("/events")).send().await.expect("SSE");
+    generate(&server, EVENTS, 1_000);
+    live_metrics_counting(response, EVENTS).await;
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(
+        health["sseClients"], IDLE,
+        "the idle clients are all still there"
+    );
+    assert_eq!(health["status"], "healthy");
+    let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
+    assert_eq!(status, 200, "{answer}");
+    drop(idle);
 }
 
 #[tokio::test]
@@ -1022,10 +1081,17 @@ fn hostile_message(i: usize, rng: &mut impl rand::Rng) -> Vec<u8> {
 
 #[tokio::test]
 async fn hostile_messages_are_all_counted_and_dead_lettered() {
-    let (server, client) = Server::ready(&[]).await;
-    const HOSTILE: usize = 20_000;
+    // tansu's SQLite engine stalls (100% CPU, every request timing out) when this many
+    // messages come from two producers at once, the test's and lakepulse's dead-letter
+    // producer; its in-memory engine takes them. README: "The embedded broker".
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let mut broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let (server, client) = Server::ready(&[("KAFKA_BROKERS", brokers.as_str())]).await;
+    const HOSTILE: usize = 100_000;
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", server.brokers())
+        .set("bootstrap.servers", &brokers)
         .set("linger.ms", "20")
         .create()
         .expect("producer");
@@ -1050,7 +1116,7 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
     }
     // One real event after them all: the pipeline still stands, and still counts exactly.
     let after = br#"{"endpoint":"/after","status":200}"#.to_vec();
-    produce_with_rdkafka(&server.brokers(), &[after]).await;
+    produce_with_rdkafka(&brokers, &[after]).await;
 
     // librdkafka may retry a produce that timed out, so the topic can hold a few copies more
     // than were sent: every message ingest read must be counted, as an event or as malformed.
@@ -1086,6 +1152,10 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
         .sum();
     assert_eq!(malformed + 1, read, "{}", metrics["malformed"]);
     assert_eq!(health["status"], "healthy");
+    let letters = dead_letters(&brokers, malformed as usize).await;
+    assert!(letters.iter().all(|(reason, _)| !reason.is_empty()));
+    let _ = broker.kill();
+    let _ = broker.wait();
 }
 
 #[tokio::test]
@@ -1191,7 +1261,8 @@ async fn with_a_token_set_pages_and_apis_need_it_and_health_stays_open() {
 }
 
 /// A tansu broker of the test's own, with its log on disk in `dir`.
-fn start_tansu(port: u16, dir: &Path) -> Child {
+/// A tansu broker of the test's own; `storage` as tansu's `--storage-engine` takes it.
+fn start_tansu(port: u16, dir: &Path, storage: &str) -> Child {
     let listener = format!("tcp://127.0.0.1:{port}");
     Command::new("tansu")
         .args([
@@ -1201,7 +1272,7 @@ fn start_tansu(port: u16, dir: &Path) -> Child {
             "--advertised-listener-url",
             &listener,
         ])
-        .args(["--storage-engine", "sqlite://tansu.db"])
+        .args(["--storage-engine", storage])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1214,7 +1285,7 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
     let broker_dir = tempfile::tempdir().unwrap();
     let broker_port = free_port();
     let brokers = format!("127.0.0.1:{broker_port}");
-    let mut broker = start_tansu(broker_port, broker_dir.path());
+    let mut broker = start_tansu(broker_port, broker_dir.path(), "sqlite://tansu.db");
     let server = Server::start_with(&[("KAFKA_BROKERS", brokers.as_str()), ("DEMO", "0")]);
     let client = reqwest::Client::new();
     let state = |client: reqwest::Client, url: String| async move {
@@ -1257,7 +1328,7 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
         200
     );
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
-    let mut broker = start_tansu(broker_port, broker_dir.path());
+    let mut broker = start_tansu(broker_port, broker_dir.path(), "sqlite://tansu.db");
     eventually(
         Duration::from_secs(60),
         "Kafka back in the status",
@@ -1288,4 +1359,127 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
     assert_eq!(count["rows"][0], json!([500, 500]));
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+/// A tmpfs of its own that the test can fill up and free again. Mounting needs root, which
+/// is how CI runs; anywhere else the test says so instead of passing without checking.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(mounted, "this test mounts a tmpfs: run it as root");
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk has no space left.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.path().join("filler")).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while filler.write_all(&chunk).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).expect("filler removed");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
+    const EACH: usize = 500;
+    let disk = SmallDisk::mount("16m");
+    let lake = disk.path().join("web-logs");
+    let (mut server, client) = Server::ready(&[("DELTA_LAKE_PATH", lake.to_str().unwrap())]).await;
+    let events = |from: usize| -> Vec<Vec<u8>> {
+        (from..from + EACH)
+            .map(|i| format!(r#"{{"endpoint":"/disk/{i}","status":200}}"#).into_bytes())
+            .collect()
+    };
+    let counts = |client: reqwest::Client, url: String| async move {
+        let answer: Value = client
+            .post(url)
+            .json(&json!({ "query": "SELECT count(*), count(DISTINCT event_id) FROM logs" }))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        Some((
+            answer["rows"][0][0].as_u64()?,
+            answer["rows"][0][1].as_u64()?,
+        ))
+    };
+    let query_url = server.url("/api/query");
+    produce_with_rdkafka(&server.brokers(), &events(0)).await;
+    eventually(Duration::from_secs(60), "the first events", &server, || {
+        let answer = counts(client.clone(), query_url.clone());
+        async move { (answer.await? == (EACH as u64, EACH as u64)).then_some(()) }
+    })
+    .await;
+
+    disk.fill();
+    produce_with_rdkafka(&server.brokers(), &events(EACH)).await;
+    let health: Value = eventually(
+        Duration::from_secs(60),
+        "the lake down",
+        &server,
+        || async {
+            let health: Value = get_json(&client, &server.url("/health")).await?;
+            (health["lake"]["state"] == "down").then_some(health)
+        },
+    )
+    .await;
+    let detail = health["lake"]["detail"].as_str().unwrap();
+    assert!(detail.contains("No space left on device"), "{detail}");
+    assert_eq!(health["status"], "degraded");
+    // What was committed stays readable, and nothing half-written shows up in it.
+    assert_eq!(
+        counts(client.clone(), query_url.clone()).await,
+        Some((EACH as u64, EACH as u64))
+    );
+
+    // Rows waiting in memory die with a crash; their offsets were never committed, so the
+    // restarted server reads them from Kafka again.
+    server.crash_and_restart();
+    eventually(
+        Duration::from_secs(120),
+        "restart on a full disk",
+        &server,
+        || async {
+            let health: Value = get_json(&client, &server.url("/health")).await?;
+            (health["lake"]["state"] == "down").then_some(())
+        },
+    )
+    .await;
+    disk.free();
+    eventually(Duration::from_secs(60), "every event once", &server, || {
+        let answer = counts(client.clone(), query_url.clone());
+        async move { (answer.await? == (2 * EACH as u64, 2 * EACH as u64)).then_some(()) }
+    })
+    .await;
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(health["lake"]["state"], "connected");
+    assert_eq!(health["status"], "healthy");
 }

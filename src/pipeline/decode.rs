@@ -199,7 +199,8 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
     let time_at = fields
         .iter()
         .take(5)
-        .position(|f| f.starts_with('['))
+        // A quoted field may start with '[' too; only a whole `[...]` is a time.
+        .position(|f| f.len() >= 2 && f.starts_with('[') && f.ends_with(']'))
         .ok_or(DecodeError::NotAccessLog("no [time] field"))?;
     let vhost = match time_at {
         3 => None,
@@ -404,6 +405,8 @@ mod tests {
             r#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 12"#,
             r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000] "GET / HTTP/1.1"#,
             r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000]"#,
+            // Found by the fuzzer: a quoted "[" once passed for an empty [time] and panicked.
+            r#"1.2.3.4 - - "[" "GET / HTTP/1.1" 200 12"#,
         ] {
             assert!(decode(line.as_bytes(), arrival()).is_err(), "{line}");
         }

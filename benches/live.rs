@@ -1,0 +1,476 @@
+//! The live path measured on the release binary with its embedded broker, as `make run` starts
+//! it: the page (time to first byte, weight), produce → SSE and produce → SQL latency at fixed
+//! rates, and SSE fan-out to thousands of clients. `make bench` runs it; it prints table rows.
+//!
+//! Events come from `lakepulse gen --steady`, which stamps each event with the moment it is
+//! due to be sent, so "now − timestamp" on arrival is the produce → delivery latency. The load
+//! clients run on the same 2 cores as the server: every figure includes that contention.
+
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LAKEPULSE: &str = env!("CARGO_BIN_EXE_lakepulse");
+/// How long each measured run produces events.
+const RUN: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Lakepulse {
+    child: Child,
+    port: u16,
+    broker_port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Lakepulse {
+    async fn start(http: &reqwest::Client, env: &[(&str, &str)]) -> Lakepulse {
+        let data = tempfile::tempdir().expect("data dir");
+        let (port, broker_port) = (free_port(), free_port());
+        let child = Command::new(LAKEPULSE)
+            .arg("serve")
+            .env("PORT", port.to_string())
+            .env("EMBEDDED_BROKER_PORT", broker_port.to_string())
+            .env("DATA_DIR", data.path())
+            .env("DEMO", "0")
+            .env("RUST_LOG", "warn")
+            .env_remove("KAFKA_BROKERS")
+            .env_remove("DELTA_LAKE_PATH")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start lakepulse");
+        let server = Lakepulse {
+            child,
+            port,
+            broker_port,
+            _data: data,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while server.health(http).await.is_none() {
+            assert!(Instant::now() < deadline, "lakepulse did not come up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.broker_port)
+    }
+
+    /// Rows in the Delta table, as the server reports them.
+    async fn rows_committed(&self, http: &reqwest::Client) -> u64 {
+        self.health(http)
+            .await
+            .and_then(|h| h["lake"]["rowsCommitted"].as_u64())
+            .unwrap_or(0)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn health(&self, http: &reqwest::Client) -> Option<Value> {
+        http.get(self.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+
+    /// Produces `rate` events/s for `RUN` with `lakepulse gen`, as a separate process.
+    fn generate(&self, rate: u64) -> Child {
+        Command::new(LAKEPULSE)
+            .args(["gen", "--steady", "--rate", &rate.to_string()])
+            .args(["--duration", &RUN.as_secs().to_string()])
+            .env("KAFKA_BROKERS", self.brokers())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start gen")
+    }
+
+    /// The server process's CPU time so far (user + system), from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: Vec<f64> = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        ticks.iter().sum::<f64>() / 100.0
+    }
+
+    fn rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+}
+
+impl Drop for Lakepulse {
+    fn drop(&mut self) {
+        // SIGTERM: lakepulse stops its embedded broker on the way out.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000, 3).expect("histogram bounds")
+}
+
+fn ms(h: &Histogram<u64>, quantile: f64) -> String {
+    if h.is_empty() {
+        return "-".to_owned();
+    }
+    format!("{} ms", h.value_at_quantile(quantile))
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Reads an SSE stream; with `latencies`, records now − timestamp of every delivered event.
+async fn read_events(
+    response: reqwest::Response,
+    latencies: Option<Arc<Mutex<Histogram<u64>>>>,
+    delivered: Arc<AtomicU64>,
+) {
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let message: String = text.drain(..end + 2).collect();
+            if !message.lines().any(|l| l == "event: log") {
+                continue;
+            }
+            let Some(data) = message.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let Some(latencies) = &latencies else {
+                delivered.fetch_add(
+                    data.matches("\"timestamp\"").count() as u64,
+                    Ordering::Relaxed,
+                );
+                continue;
+            };
+            let arrived = now_micros();
+            let events: Vec<Value> = serde_json::from_str(data).unwrap_or_default();
+            delivered.fetch_add(events.len() as u64, Ordering::Relaxed);
+            let mut latencies = latencies.lock().unwrap();
+            for event in events {
+                let sent = event["timestamp"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                if let Some(sent) = sent {
+                    let ms = (arrived - sent.timestamp_micros()) / 1000;
+                    let _ = latencies.record(ms.max(1) as u64);
+                }
+            }
+        }
+    }
+}
+
+/// The newest event time SQL sees, in microseconds.
+async fn newest_in_sql(http: &reqwest::Client, server: &Lakepulse) -> Option<i64> {
+    let answer: Value = http
+        .post(server.url("/api/query"))
+        .json(&json!({ "query": "SELECT arrow_cast(max(timestamp), 'Int64') FROM logs" }))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    answer["rows"][0][0].as_i64()
+}
+
+async fn page(http: &reqwest::Client, server: &Lakepulse) {
+    let mut ttfb = histogram();
+    for i in 0..220 {
+        let started = Instant::now();
+        let response = http.get(server.url("/")).send().await.expect("GET /");
+        let elapsed = started.elapsed();
+        let html = response.bytes().await.expect("the page");
+        // The first 20 warm the server up.
+        if i >= 20 {
+            let _ = ttfb.record(elapsed.as_micros().max(1) as u64);
+        }
+        assert!(html.len() > 1000);
+    }
+    println!(
+        "| page | time to first byte of `/`, warm, 200 requests | p50 {:.2} ms, p99 {:.2} ms | |",
+        ttfb.value_at_quantile(0.5) as f64 / 1000.0,
+        ttfb.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    let html = http
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let site =
+        PathBuf::from(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()));
+    let mut assets = vec![("`/` HTML".to_owned(), html.to_vec())];
+    for file in [
+        "pkg/lakepulse_bg.wasm",
+        "pkg/lakepulse.js",
+        "pkg/lakepulse.css",
+        "echarts.min.js",
+    ] {
+        if let Ok(bytes) = std::fs::read(site.join(file)) {
+            assets.push((format!("`{file}`"), bytes));
+        }
+    }
+    for (name, bytes) in assets {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(&bytes).unwrap();
+        let zipped = gzip.finish().unwrap();
+        println!(
+            "| page | {name} | {:.1} KiB raw, {:.1} KiB gzip | |",
+            bytes.len() as f64 / 1024.0,
+            zipped.len() as f64 / 1024.0
+        );
+    }
+}
+
+async fn latency(http: &reqwest::Client, server: &Lakepulse, rate: u64) {
+    let sse = Arc::new(Mutex::new(histogram()));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let response = http.get(server.url("/events")).send().await.expect("SSE");
+    let reader = tokio::spawn(read_events(response, Some(sse.clone()), delivered.clone()));
+
+    let mut sql = histogram();
+    let mut visible = newest_in_sql(http, server).await.unwrap_or(now_micros());
+    let step = 1_000_000 / rate as i64;
+    let mut gen = server.generate(rate);
+    let started = Instant::now();
+    // Poll until the last event is visible; each newly visible event waited from its own
+    // timestamp (gen spaces them evenly) to this poll.
+    let mut last_seen = Instant::now();
+    while started.elapsed() < RUN || last_seen.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(newest) = newest_in_sql(http, server).await else {
+            continue;
+        };
+        let polled = now_micros();
+        if newest > visible {
+            let mut at = visible + step;
+            while at <= newest {
+                let _ = sql.record(((polled - at) / 1000).max(1) as u64);
+                at += step;
+            }
+            visible = newest;
+            last_seen = Instant::now();
+        }
+    }
+    let _ = gen.wait();
+    reader.abort();
+    let sse = sse.lock().unwrap();
+    let produced = rate * RUN.as_secs();
+    println!(
+        "| produce → SSE at {rate} ev/s | one client on `/events`, {} of {produced} events delivered | p50 {}, p95 {}, p99 {} | |",
+        delivered.load(Ordering::Relaxed),
+        ms(&sse, 0.5),
+        ms(&sse, 0.95),
+        ms(&sse, 0.99)
+    );
+    println!(
+        "| produce → SQL at {rate} ev/s | `max(timestamp)` polled every 100 ms | p50 {}, p99 {} | |",
+        ms(&sql, 0.5),
+        ms(&sql, 0.99)
+    );
+}
+
+async fn fan_out(http: &reqwest::Client, server: &Lakepulse, clients: u64) {
+    const SAMPLED: u64 = 50;
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for i in 0..clients {
+        let response = http.get(server.url("/events")).send().await.expect("SSE");
+        let sampled = (i < SAMPLED).then(|| latencies.clone());
+        readers.push(tokio::spawn(read_events(
+            response,
+            sampled,
+            delivered.clone(),
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server
+        .health(http)
+        .await
+        .is_none_or(|h| h["sseClients"].as_u64() < Some(clients))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{clients} SSE clients did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (cpu_before, started) = (server.cpu_seconds(), Instant::now());
+    let mut rss_peak: f64 = server.rss_mib();
+    let mut gen = server.generate(1_000);
+    while gen.try_wait().expect("gen").is_none() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss_peak = rss_peak.max(server.rss_mib());
+    }
+    // Let the last batches arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = (server.cpu_seconds() - cpu_before) / started.elapsed().as_secs_f64() * 100.0;
+    for reader in readers {
+        reader.abort();
+    }
+    let (p50, p99) = {
+        let latencies = latencies.lock().unwrap();
+        (ms(&latencies, 0.5), ms(&latencies, 0.99))
+    };
+    let expected = clients * 1_000 * RUN.as_secs();
+    println!(
+        "| SSE fan-out, {clients} clients at 1000 ev/s | delivery p50 {p50}, p99 {p99} ({SAMPLED} clients timed); {:.1}% of {expected} deliveries | server {cpu:.0}% CPU, {rss_peak:.0} MiB RSS peak | |",
+        delivered.load(Ordering::Relaxed) as f64 * 100.0 / expected as f64
+    );
+    // Wait for the server to see them all gone before the next run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server
+        .health(http)
+        .await
+        .is_none_or(|h| h["sseClients"].as_u64() != Some(0))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads every message of the topic from the beginning and only counts them: the rate the
+/// broker and librdkafka allow, before any decoding or writing.
+fn bare_consume(brokers: &str, expected: u64) -> Duration {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-bare-consumer")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let started = Instant::now();
+    let metadata = consumer
+        .fetch_metadata(Some("web-logs"), Duration::from_secs(10))
+        .expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        assignment
+            .add_partition_offset("web-logs", partition.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut count = 0;
+    while count < expected {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(_)) => count += 1,
+            Some(Err(error)) => panic!("bare consumer: {error}"),
+            None => panic!("bare consumer: no message within 10 s after {count}"),
+        }
+    }
+    started.elapsed()
+}
+
+async fn ingest(http: &reqwest::Client, server: &Lakepulse) {
+    const EVENTS: u64 = 2_000_000;
+    let started = Instant::now();
+    let filled = Command::new(LAKEPULSE)
+        .args([
+            "gen",
+            "--steady",
+            "--rate",
+            "1000000",
+            "--count",
+            &EVENTS.to_string(),
+        ])
+        .env("KAFKA_BROKERS", server.brokers())
+        .env("RUST_LOG", "warn")
+        .status()
+        .expect("gen");
+    assert!(filled.success(), "gen failed");
+    let fill = started.elapsed().as_secs_f64();
+    println!(
+        "| Kafka produce | `lakepulse gen` (rdkafka) into the embedded tansu broker, {EVENTS} events | {fill:.1} s, {:.0} ev/s | |",
+        EVENTS as f64 / fill
+    );
+    // The first server consumes them too; let it finish so it idles while others measure.
+    while server.rows_committed(http).await < EVENTS {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let brokers = server.brokers();
+    let bare = tokio::task::spawn_blocking(move || bare_consume(&brokers, EVENTS))
+        .await
+        .unwrap()
+        .as_secs_f64();
+    println!(
+        "| Kafka ingest | bare librdkafka consumer, counts only, {EVENTS} events | {bare:.1} s, {:.0} ev/s | baseline |",
+        EVENTS as f64 / bare
+    );
+
+    // A second lakepulse on the same topic with an empty lake: decode, live metrics and Delta
+    // commits, from process start to the last row committed.
+    let started = Instant::now();
+    let brokers = server.brokers();
+    let second = Lakepulse::start(
+        http,
+        &[
+            ("KAFKA_BROKERS", &brokers),
+            ("KAFKA_GROUP_ID", "bench-ingest"),
+        ],
+    )
+    .await;
+    while second.rows_committed(http).await < EVENTS {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ours = started.elapsed().as_secs_f64();
+    println!(
+        "| Kafka ingest | lakepulse: decode + live metrics + Delta commits, {EVENTS} events | {ours:.1} s, {:.0} ev/s | {:.2}x the bare consumer's rate |",
+        EVENTS as f64 / ours,
+        bare / ours
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
+    let http = reqwest::Client::new();
+    let server = Lakepulse::start(&http, &[]).await;
+    ingest(&http, &server).await;
+    page(&http, &server).await;
+    for rate in [1_000, 10_000, 50_000] {
+        latency(&http, &server, rate).await;
+    }
+    for clients in [1_000, 5_000, 10_000] {
+        fan_out(&http, &server, clients).await;
+    }
+}
