@@ -67,12 +67,14 @@ e2e:
 	cd end2end && LAKEPULSE_BIN=$(BIN) npx playwright test
 
 ## Benchmarks (release build): prints one table; BENCHMARKS.md records it.
+## Their progress and errors go to target/bench.log.
 bench: tools site
-	command -v goaccess >/dev/null || (apt-get update -qq && apt-get install -y -qq goaccess >/dev/null)
+	scripts/install-tools.sh bench
 	cargo bench --features ssr --no-run
 	@echo "| benchmark | setup | result | vs baseline |"
 	@echo "|---|---|---|---|"
-	@cargo bench --features ssr --bench decode --bench live 2>/dev/null
+	@cargo bench --features ssr --bench decode --bench live --bench sql 2>$(CURDIR)/target/bench.log \
+		|| (tail -n 40 $(CURDIR)/target/bench.log; exit 1)
 
 fmt:
 	cargo fmt

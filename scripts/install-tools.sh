@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lakepulse needs on a fresh machine, skipping whatever is already there.
 #   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker
+#   install-tools.sh bench  the above, plus GoAccess, Java and PySpark (the baselines)
 #   install-tools.sh test   the above, plus Chromium, Playwright, the Python Kafka/Delta clients
 #                           and cargo-fuzz
 set -euo pipefail
@@ -33,6 +34,20 @@ fi
 if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modules/.bin/wasm-opt ]; then
   say "installing ECharts and binaryen's wasm-opt (npm)"
   (cd web && npm ci --no-audit --no-fund)
+fi
+
+if [ "$what" = bench ]; then
+  if ! command -v goaccess >/dev/null || ! command -v java >/dev/null; then
+    say "installing GoAccess and Java 17 (Debian), the benchmarks' baselines"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess openjdk-17-jre-headless >/dev/null
+  fi
+  if ! "$VENV/bin/python" -c 'import pyspark' 2>/dev/null; then
+    say "installing PySpark into $VENV (Spark local, the SQL benchmark's baseline)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "pyspark==3.5.6"
+  fi
+  exit 0
 fi
 
 [ "$what" = test ] || exit 0

@@ -34,6 +34,9 @@ pub fn consumer(bootstrap: &str, group_id: &str) -> Result<Arc<StreamConsumer>, 
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // A live view waits on this: a broker that answers a fetch only when its wait runs
+        // out would hold each event up to librdkafka's default of 500 ms.
+        .set("fetch.wait.max.ms", "100")
         .create()?;
     Ok(Arc::new(consumer))
 }

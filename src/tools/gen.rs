@@ -144,7 +144,8 @@ struct Session {
     ip: String,
 }
 
-struct Traffic {
+/// Realistic requests: sessions that come and go, weighted routes, log-normal latencies.
+pub struct Traffic {
     rng: StdRng,
     sessions: Vec<Session>,
     next_session: u64,
@@ -152,8 +153,14 @@ struct Traffic {
     total_weight: u32,
 }
 
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic::new()
+    }
+}
+
 impl Traffic {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut traffic = Traffic {
             rng: StdRng::from_os_rng(),
             sessions: Vec::new(),
@@ -202,6 +209,11 @@ impl Traffic {
             ticket -= route.weight;
         }
         &ROUTES[0]
+    }
+
+    /// An event of ordinary traffic: no error burst, no slow period.
+    pub fn steady_event(&mut self, timestamp: DateTime<Utc>) -> LogEvent {
+        self.event(timestamp, Conditions::default())
     }
 
     fn event(&mut self, timestamp: DateTime<Utc>, now: Conditions) -> LogEvent {

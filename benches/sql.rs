@@ -1,0 +1,169 @@
+//! SQL over 10 million rows: lakepulse's query engine (DataFusion on the Delta table, as
+//! `/api/query` runs it) against Spark local (PySpark, `local[*]`) reading the same Parquet
+//! files. `make bench` runs it; it prints table rows.
+//!
+//! The table is written once under the cargo target directory through `LakeSink`, the sink
+//! ingest uses, from the demo generator's steady traffic (`BENCH_SQL_ROWS` to change the size).
+//! No compaction runs on it, so its Parquet files hold each row exactly once for Spark.
+
+use chrono::{Duration as TimeDelta, TimeZone, Utc};
+use lakepulse::model::{LakeStatus, QueryRequest};
+use lakepulse::pipeline::lake::{self, Consumed, LakeSink};
+use lakepulse::pipeline::query::QueryEngine;
+use lakepulse::tools::gen::Traffic;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Warm runs of each query; the median is reported.
+const REPEATS: usize = 5;
+
+/// (what it asks, lakepulse's SQL, Spark's SQL): the same question in each dialect.
+const QUERIES: [(&str, &str, &str); 5] = [
+    (
+        "count of errors",
+        "SELECT count(*) FROM logs WHERE status >= 500",
+        "SELECT count(*) FROM logs WHERE status >= 500",
+    ),
+    (
+        "per endpoint: count, avg, p99",
+        "SELECT endpoint, count(*), avg(response_time_ms), \
+         approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) \
+         FROM logs GROUP BY endpoint",
+        "SELECT endpoint, count(*), avg(response_time_ms), \
+         percentile_approx(response_time_ms, 0.99) FROM logs GROUP BY endpoint",
+    ),
+    (
+        "per-minute counts",
+        "SELECT date_trunc('minute', timestamp) AS minute, count(*) FROM logs GROUP BY 1 ORDER BY 1",
+        "SELECT date_trunc('minute', timestamp) AS minute, count(*) FROM logs GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "latest 100 errors",
+        "SELECT * FROM logs WHERE status >= 500 ORDER BY timestamp DESC LIMIT 100",
+        "SELECT * FROM logs WHERE status >= 500 ORDER BY timestamp DESC LIMIT 100",
+    ),
+    (
+        "distinct sessions",
+        "SELECT count(DISTINCT session_id) FROM logs",
+        "SELECT count(DISTINCT session_id) FROM logs",
+    ),
+];
+
+async fn write_table(path: &Path, rows: u64) {
+    std::fs::create_dir_all(path).expect("table dir");
+    let url = lake::table_url(path).expect("table url");
+    let table = lake::open_or_create(&url).await.expect("table");
+    let status = Arc::new(RwLock::new(lake::initial_status(&url, &table)));
+    let sink = LakeSink::new(table, "bench", "web-logs", status.clone(), |_| {});
+    let (input, output) = tokio::sync::mpsc::channel(10_000);
+    let writer = tokio::spawn(sink.run(output, Duration::from_secs(3600), 500_000));
+    let mut traffic = Traffic::new();
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    for offset in 0..rows as i64 {
+        // 100 requests a second: 10 million rows span a bit more than a day.
+        let event = traffic.steady_event(start + TimeDelta::milliseconds(offset * 10));
+        let consumed = Consumed {
+            partition: (offset % 3) as i32,
+            offset,
+            events: vec![event],
+            produced_at: None,
+        };
+        input.send(consumed).await.expect("the sink runs");
+    }
+    drop(input);
+    writer.await.expect("the sink finished");
+    let LakeStatus { rows_committed, .. } = status.read().unwrap().clone();
+    assert_eq!(rows_committed, rows, "every row committed");
+}
+
+async fn lakepulse(path: &Path) -> (f64, Vec<(f64, usize)>) {
+    let engine = QueryEngine::new(lake::table_url(path).expect("table url"));
+    let run = |sql: &'static str| {
+        let engine = &engine;
+        async move {
+            let started = Instant::now();
+            let answer = engine.run(&QueryRequest::sql(sql)).await.expect("query");
+            (started.elapsed().as_secs_f64() * 1000.0, answer.row_count)
+        }
+    };
+    let (cold, _) = run(QUERIES[0].1).await;
+    let mut warm = Vec::new();
+    for (_, sql, _) in QUERIES {
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..REPEATS {
+            let (ms, count) = run(sql).await;
+            times.push(ms);
+            rows = count;
+        }
+        times.sort_by(f64::total_cmp);
+        warm.push((times[REPEATS / 2], rows));
+    }
+    (cold, warm)
+}
+
+fn spark(path: &Path) -> Result<serde_json::Value, String> {
+    let venv = std::env::var("LAKEPULSE_VENV").map_err(|_| "LAKEPULSE_VENV unset".to_owned())?;
+    let output = Command::new(Path::new(&venv).join("bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/spark_queries.py"))
+        .arg(path)
+        .arg(REPEATS.to_string())
+        .args(QUERIES.iter().map(|(_, _, spark)| spark))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() {
+    let rows: u64 = std::env::var("BENCH_SQL_ROWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
+    let path = dir.join(format!("bench-delta-{rows}"));
+    if !path.join("_delta_log").exists() {
+        let started = Instant::now();
+        write_table(&path, rows).await;
+        println!(
+            "| Delta write | `LakeSink`, {rows} rows in commits of 500 000 | {:.1} s, {:.0} rows/s | |",
+            started.elapsed().as_secs_f64(),
+            rows as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    let (cold, ours) = lakepulse(&path).await;
+    let theirs = spark(&path);
+    let spark_cold = theirs.as_ref().ok().and_then(|s| s["cold_ms"].as_f64());
+    let vs = |ours: f64, theirs: Option<f64>| {
+        theirs.map_or("Spark not run".to_owned(), |t| {
+            format!("Spark {t:.0} ms; lakepulse {:.1}x faster", t / ours)
+        })
+    };
+    println!(
+        "| SQL, {rows} rows | cold first query ({}) | lakepulse {cold:.0} ms | {} |",
+        QUERIES[0].0,
+        vs(cold, spark_cold)
+    );
+    for (i, ((what, _, _), (ms, result_rows))) in QUERIES.iter().zip(ours).enumerate() {
+        let spark_ms = theirs
+            .as_ref()
+            .ok()
+            .and_then(|s| s["warm"][i]["median_ms"].as_f64());
+        println!(
+            "| SQL, {rows} rows | {what}, warm median of {REPEATS} ({result_rows} result rows) | lakepulse {ms:.0} ms | {} |",
+            vs(ms, spark_ms)
+        );
+    }
+    match theirs {
+        Ok(spark) => println!(
+            "| SQL | Spark local session start (JVM, `local[*]`) | {:.1} s | |",
+            spark["session_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        ),
+        Err(error) => eprintln!("Spark did not run: {error}"),
+    }
+}
