@@ -1169,6 +1169,86 @@ async fn oversized_request_bodies_are_refused_with_413() {
 }
 
 #[tokio::test]
+async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
+    const EVENTS: u64 = 50;
+    let (server, client) = Server::ready(&[("QUERY_TIMEOUT_SECS", "3")]).await;
+    let events: Vec<Vec<u8>> = (0..EVENTS)
+        .map(|i| format!(r#"{{"endpoint":"/sql/{i}","status":200}}"#).into_bytes())
+        .collect();
+    produce_with_rdkafka(&server.brokers(), &events).await;
+    let count = "SELECT count(*) FROM logs";
+    eventually(
+        Duration::from_secs(60),
+        "the events in SQL",
+        &server,
+        || async {
+            let (status, answer) = sql(&client, &server, count).await;
+            (status == 200 && answer["rows"][0][0] == EVENTS).then_some(())
+        },
+    )
+    .await;
+
+    for refused in [
+        "DROP TABLE logs",
+        "DELETE FROM logs",
+        "INSERT INTO logs SELECT * FROM logs",
+        "CREATE TABLE copy AS SELECT * FROM logs",
+        "COPY logs TO '/tmp/lakepulse-abuse.parquet'",
+        "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'",
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM read_csv('http://127.0.0.1:9/remote.csv')",
+        "SELECT count(*) FROM generate_series(1, 1e12)",
+    ] {
+        let (status, answer) = sql(&client, &server, refused).await;
+        assert_eq!(status, 400, "{refused}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert!(!Path::new("/tmp/lakepulse-abuse.parquet").exists());
+
+    // Queries that would run for hours or hold the machine's memory, all at once.
+    const RUNAWAY: [&str; 3] = [
+        "SELECT count(*) FROM generate_series(1, 1000000000000)",
+        "SELECT count(*) FROM logs a, logs b, logs c, generate_series(1, 1000000000) g",
+        "SELECT value, count(*) FROM generate_series(1, 1000000000) GROUP BY value",
+    ];
+    let running: Vec<_> = RUNAWAY
+        .into_iter()
+        .map(|query| {
+            let (client, url) = (client.clone(), server.url("/api/query"));
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .json(&json!({ "query": query }))
+                    // Far beyond QUERY_TIMEOUT_SECS: only a query no limit stopped takes this.
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .expect("an answer");
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.expect("JSON"))
+            })
+        })
+        .collect();
+    // While they run, the server answers everyone else.
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(health["status"], "healthy");
+    let (status, answer) = sql(&client, &server, count).await;
+    assert_eq!((status, &answer["rows"][0][0]), (200, &json!(EVENTS)));
+    // Each is stopped by a limit: the timeout, the memory limit, or the row cap (an answer
+    // that says it was cut).
+    for (query, outcome) in RUNAWAY.into_iter().zip(running) {
+        let (status, answer) = outcome.await.unwrap();
+        let error = answer["error"].as_str().unwrap_or_default();
+        let stopped = status == 400
+            && (error.contains("stopped after") || error.contains("Resources exhausted"));
+        let capped = status == 200 && answer["truncated"] == true;
+        assert!(stopped || capped, "{query}: {status} {error}");
+    }
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(health["status"], "healthy");
+}
+
+#[tokio::test]
 async fn with_a_token_set_pages_and_apis_need_it_and_health_stays_open() {
     const TOKEN: &str = "s3cret-token";
     let server = Server::start_with(&[("LAKEPULSE_TOKEN", TOKEN)]);

@@ -87,6 +87,12 @@ pub struct ServeConfig {
     /// Rows that make a commit before the interval is up.
     #[arg(long, env = "COMMIT_MAX_ROWS", default_value_t = 50_000)]
     pub commit_max_rows: usize,
+    /// Longest a SQL query may run before it is stopped.
+    #[arg(long, env = "QUERY_TIMEOUT_SECS", default_value_t = 30)]
+    pub query_timeout_secs: u64,
+    /// Memory one SQL query may use (joins, sorts, aggregations) before it is refused.
+    #[arg(long, env = "QUERY_MEMORY_MB", default_value_t = 512)]
+    pub query_memory_mb: usize,
     /// Seconds between compactions, vacuums and checkpoints of the lake.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     pub lake_maintenance_secs: u64,

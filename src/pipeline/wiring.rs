@@ -128,7 +128,10 @@ impl Pipeline {
         let pipeline = Arc::new(Pipeline {
             started,
             live,
-            query: QueryEngine::new(table_url),
+            query: QueryEngine::new(table_url).with_limits(
+                Duration::from_secs(config.query_timeout_secs),
+                config.query_memory_mb * 1024 * 1024,
+            ),
             history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
             kafka,
             lake: lake_status,
