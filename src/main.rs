@@ -13,11 +13,21 @@ use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long the runtime waits for blocking threads once everything else has stopped.
+const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// delta-rs and its kernel narrate every snapshot at info level.
 const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(run());
+    // Dropping librdkafka's consumer waits for the broker to acknowledge its close, from
+    // whichever blocking thread held it last, and tansu may never answer: give that a bound.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -69,7 +79,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let app = router(AppState {
         leptos_options,
-        pipeline,
+        pipeline: pipeline.clone(),
         token,
     });
     let listener = tokio::net::TcpListener::bind(addr)
@@ -95,10 +105,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         _ = stop_requested() => stop.notify_one(),
     }
     // Requests in flight get a moment to finish; SSE streams never finish by themselves.
-    match tokio::time::timeout(SHUTDOWN_GRACE, serving).await {
+    let served = match tokio::time::timeout(SHUTDOWN_GRACE, serving).await {
         Ok(result) => result.context("serving HTTP"),
         Err(_) => Ok(()),
-    }
+    };
+    pipeline.stop().await;
+    served
 }
 
 /// Ctrl-C or SIGTERM. Returning from main then drops every task, and with them the child

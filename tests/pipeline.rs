@@ -92,6 +92,24 @@ impl Server {
         self.child = Server::spawn(self.port, self.broker_port, self.data_dir.path(), &self.env);
     }
 
+    /// Stops lakepulse as an operator does (SIGTERM) and waits for it to exit.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for lakepulse") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lakepulse did not stop within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -1246,6 +1264,36 @@ async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
     }
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     assert_eq!(health["status"], "healthy");
+}
+
+#[tokio::test]
+async fn a_stop_commits_every_consumed_event_before_exiting() {
+    const EVENTS: u64 = 200;
+    // No commit comes by itself within the test: what lands, the stop committed.
+    let (mut server, client) = Server::ready(&[("COMMIT_INTERVAL_MS", "600000")]).await;
+    let events: Vec<Vec<u8>> = (0..EVENTS)
+        .map(|i| format!(r#"{{"endpoint":"/stop/{i}","status":200}}"#).into_bytes())
+        .collect();
+    produce_with_rdkafka(&server.brokers(), &events).await;
+    eventually(
+        Duration::from_secs(60),
+        "every event consumed",
+        &server,
+        || async {
+            let metrics: Value = get_json(&client, &server.url("/api/metrics")).await?;
+            (metrics["totalRequests"] == EVENTS).then_some(())
+        },
+    )
+    .await;
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(health["lake"]["rowsCommitted"], 0, "nothing committed yet");
+
+    let status = server.stop();
+    assert!(status.success(), "lakepulse exited with {status}");
+    let lake = run_python(&["read_delta.py", server.lake_path().to_str().unwrap()]);
+    let lake: Value = serde_json::from_str(lake.trim()).expect("reader JSON");
+    assert_eq!(lake["rows"], EVENTS);
+    assert_eq!(lake["distinct_event_ids"], EVENTS);
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ const RECENT_LOG_CAPACITY: usize = 10_000;
 const LOG_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Consumed messages in flight between ingest and the lake.
 const LAKE_CHANNEL_CAPACITY: usize = 10_000;
+/// How long a stop waits for the lake's last commit.
+const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -40,6 +42,8 @@ pub struct Pipeline {
     kafka: Arc<RwLock<KafkaStatus>>,
     lake: Arc<RwLock<LakeStatus>>,
     demo_traffic: bool,
+    /// Taken by `stop`: ingest, then the sink that commits what ingest handed it.
+    ingest_and_sink: std::sync::Mutex<Option<(AbortOnDrop, tokio::task::JoinHandle<()>)>>,
     // Owned so that they stop when the pipeline does.
     _broker: Option<EmbeddedBroker>,
     _demo: Option<AbortOnDrop>,
@@ -99,7 +103,7 @@ impl Pipeline {
             lake_status.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
-        tokio::spawn(sink.run(
+        let sink = tokio::spawn(sink.run(
             lake_input,
             config.commit_interval(),
             config.commit_max_rows.max(1),
@@ -109,12 +113,12 @@ impl Pipeline {
             lake_status.clone(),
             Duration::from_secs(config.lake_maintenance_secs.max(1)),
         ));
-        tokio::spawn(ingest::run(
+        let ingest = AbortOnDrop(tokio::spawn(ingest::run(
             consumer.clone(),
             live.clone(),
             dead_letters,
             to_lake,
-        ));
+        )));
         tokio::spawn(ingest::watch_connection(
             consumer,
             topic.clone(),
@@ -136,6 +140,7 @@ impl Pipeline {
             kafka,
             lake: lake_status,
             demo_traffic: demo.is_some(),
+            ingest_and_sink: std::sync::Mutex::new(Some((ingest, sink))),
             _broker: broker,
             _demo: demo,
         });
@@ -160,6 +165,25 @@ impl Pipeline {
             demo_traffic: self.demo_traffic,
             sse_clients: self.live.sse_clients(),
             malformed: self.live.malformed(),
+        }
+    }
+
+    /// Stops consuming and lets the lake commit every event it was handed, so a stop leaves
+    /// nothing for the next start to read again, and no commit cut off halfway.
+    pub async fn stop(&self) {
+        let taken = self
+            .ingest_and_sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some((ingest, sink)) = taken else { return };
+        // Dropping ingest closes the lake's input; the sink commits what is left and ends.
+        drop(ingest);
+        if tokio::time::timeout(FINAL_COMMIT_GRACE, sink)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the lake's last commit did not finish in time; the next start reads those events again");
         }
     }
 
