@@ -17,7 +17,7 @@ use deltalake::kernel::{StructType, Transaction};
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -71,7 +71,14 @@ pub fn table_url(path: &Path) -> Result<Url, LakeError> {
 
 /// Opens the table at `url`, creating it (empty, partitioned by event date) the first time.
 pub async fn open_or_create(url: &Url) -> Result<DeltaTable, LakeError> {
-    let table = DeltaTable::try_from_url(url.clone()).await?;
+    // Loading where no log exists yet makes delta-kernel log an ERROR on every first start.
+    let has_log = url
+        .to_file_path()
+        .map_or(true, |path| path.join("_delta_log").exists());
+    let table = match has_log {
+        true => DeltaTable::try_from_url(url.clone()).await?,
+        false => DeltaTableBuilder::from_url(url.clone())?.build()?,
+    };
     if table.version().is_some() {
         return Ok(table);
     }
