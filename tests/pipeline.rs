@@ -217,6 +217,13 @@ async fn produce_with_rdkafka(brokers: &str, values: &[Vec<u8>]) {
     }
 }
 
+/// Minimal JSON events with numbered endpoints under `prefix`, one per message.
+fn numbered_events(prefix: &str, numbers: std::ops::Range<u64>) -> Vec<Vec<u8>> {
+    numbers
+        .map(|i| format!(r#"{{"endpoint":"/{prefix}/{i}","status":200}}"#).into_bytes())
+        .collect()
+}
+
 /// Opens `/events` as a reconnecting client would and collects the events of `log` batches
 /// until it has `count`.
 async fn sse_log_events(
@@ -1190,10 +1197,7 @@ async fn oversized_request_bodies_are_refused_with_413() {
 async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
     const EVENTS: u64 = 50;
     let (server, client) = Server::ready(&[("QUERY_TIMEOUT_SECS", "3")]).await;
-    let events: Vec<Vec<u8>> = (0..EVENTS)
-        .map(|i| format!(r#"{{"endpoint":"/sql/{i}","status":200}}"#).into_bytes())
-        .collect();
-    produce_with_rdkafka(&server.brokers(), &events).await;
+    produce_with_rdkafka(&server.brokers(), &numbered_events("sql", 0..EVENTS)).await;
     let count = "SELECT count(*) FROM logs";
     eventually(
         Duration::from_secs(60),
@@ -1271,10 +1275,7 @@ async fn a_stop_commits_every_consumed_event_before_exiting() {
     const EVENTS: u64 = 200;
     // No commit comes by itself within the test: what lands, the stop committed.
     let (mut server, client) = Server::ready(&[("COMMIT_INTERVAL_MS", "600000")]).await;
-    let events: Vec<Vec<u8>> = (0..EVENTS)
-        .map(|i| format!(r#"{{"endpoint":"/stop/{i}","status":200}}"#).into_bytes())
-        .collect();
-    produce_with_rdkafka(&server.brokers(), &events).await;
+    produce_with_rdkafka(&server.brokers(), &numbered_events("stop", 0..EVENTS)).await;
     eventually(
         Duration::from_secs(60),
         "every event consumed",
@@ -1422,9 +1423,7 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
         },
     )
     .await;
-    let event = |i: usize| format!(r#"{{"endpoint":"/outage/{i}","status":200}}"#).into_bytes();
-    let before: Vec<Vec<u8>> = (0..300).map(event).collect();
-    produce_with_rdkafka(&brokers, &before).await;
+    produce_with_rdkafka(&brokers, &numbered_events("outage", 0..300)).await;
 
     let outage = Instant::now();
     let _ = Command::new("kill")
@@ -1459,7 +1458,7 @@ async fn a_broker_down_for_30_seconds_shows_red_then_green_and_loses_nothing() {
         },
     )
     .await;
-    let after: Vec<Vec<u8>> = (300..500).map(event).collect();
+    let after = numbered_events("outage", 300..500);
     produce_with_rdkafka(&brokers, &after).await;
 
     let count = eventually(
@@ -1528,15 +1527,11 @@ impl Drop for SmallDisk {
 
 #[tokio::test]
 async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
-    const EACH: usize = 500;
+    const EACH: u64 = 500;
     let disk = SmallDisk::mount("16m");
     let lake = disk.path().join("web-logs");
     let (mut server, client) = Server::ready(&[("DELTA_LAKE_PATH", lake.to_str().unwrap())]).await;
-    let events = |from: usize| -> Vec<Vec<u8>> {
-        (from..from + EACH)
-            .map(|i| format!(r#"{{"endpoint":"/disk/{i}","status":200}}"#).into_bytes())
-            .collect()
-    };
+    let events = |from: u64| numbered_events("disk", from..from + EACH);
     let counts = |client: reqwest::Client, url: String| async move {
         let answer: Value = client
             .post(url)
@@ -1556,7 +1551,7 @@ async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
     produce_with_rdkafka(&server.brokers(), &events(0)).await;
     eventually(Duration::from_secs(60), "the first events", &server, || {
         let answer = counts(client.clone(), query_url.clone());
-        async move { (answer.await? == (EACH as u64, EACH as u64)).then_some(()) }
+        async move { (answer.await? == (EACH, EACH)).then_some(()) }
     })
     .await;
 
@@ -1578,7 +1573,7 @@ async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
     // What was committed stays readable, and nothing half-written shows up in it.
     assert_eq!(
         counts(client.clone(), query_url.clone()).await,
-        Some((EACH as u64, EACH as u64))
+        Some((EACH, EACH))
     );
 
     // Rows waiting in memory die with a crash; their offsets were never committed, so the
@@ -1597,7 +1592,7 @@ async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
     disk.free();
     eventually(Duration::from_secs(60), "every event once", &server, || {
         let answer = counts(client.clone(), query_url.clone());
-        async move { (answer.await? == (2 * EACH as u64, 2 * EACH as u64)).then_some(()) }
+        async move { (answer.await? == (2 * EACH, 2 * EACH)).then_some(()) }
     })
     .await;
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
