@@ -2,6 +2,8 @@
 //! error rate, p95 latency, and traffic (spike and drop). Each series keeps an exponentially
 //! weighted mean and variance as its baseline, learns only from normal buckets (an anomaly
 //! does not become the new normal) and says nothing until it has seen a warm-up's worth.
+//! A critical move opens an anomaly at once; a warning must last two buckets in a row, because
+//! with hundreds of series judged every ten seconds a 4-sigma bucket turns up by chance.
 
 use crate::model::{Anomaly, AnomalyKind, Severity};
 use crate::pipeline::metrics::{ClosedBucket, Observation};
@@ -17,6 +19,10 @@ const SIGMAS: f64 = 4.0;
 /// Below these a bucket says too little to judge.
 const MIN_REQUESTS: u64 = 10;
 const MIN_ERRORS: u64 = 5;
+/// A p95 of fewer timings rests on the one or two slowest requests: with 20 log-normal
+/// timings per bucket, a quiet endpoint "doubled" its p95 by chance in one run of ten minutes
+/// out of about thirty. From 40 on, at least two timings lie above the p95.
+const MIN_TIMED_FOR_P95: u64 = 40;
 /// Traffic is only judged where there is enough of it for a count to mean something.
 const MIN_TRAFFIC: f64 = 50.0;
 /// Smallest moves worth an alert, whatever the variance: +10 points of error rate, a p95 at
@@ -73,6 +79,8 @@ struct ScopeBaselines {
 pub struct Detector {
     scopes: HashMap<String, ScopeBaselines>,
     open: HashMap<(AnomalyKind, String), Anomaly>,
+    /// Warnings seen in the last bucket only: they open if the next bucket repeats them.
+    pending: HashMap<(AnomalyKind, String), Anomaly>,
     history: VecDeque<Anomaly>,
     next_id: u64,
 }
@@ -82,6 +90,7 @@ impl Default for Detector {
         Detector {
             scopes: HashMap::new(),
             open: HashMap::new(),
+            pending: HashMap::new(),
             history: VecDeque::new(),
             next_id: 1,
         }
@@ -127,7 +136,7 @@ fn judge(baselines: &mut ScopeBaselines, o: &Observation) -> Vec<Finding> {
         }
     }
 
-    if let Some(p95) = o.p95.filter(|_| o.timed >= MIN_REQUESTS) {
+    if let Some(p95) = o.p95.filter(|_| o.timed >= MIN_TIMED_FOR_P95) {
         let b = baselines.latency;
         let threshold = (b.mean * MIN_LATENCY_FACTOR)
             .max(b.mean + SIGMAS * b.sigma())
@@ -166,6 +175,8 @@ impl Detector {
 
         let mut changed = Vec::new();
         let mut still_open = HashMap::new();
+        let mut still_pending = HashMap::new();
+        let mut last_pending = std::mem::take(&mut self.pending);
         for (scope, (kind, value, baseline, excess)) in findings {
             let severity = if excess >= 2.0 {
                 Severity::Critical
@@ -173,20 +184,39 @@ impl Detector {
                 Severity::Warning
             };
             let key = (kind, scope);
+            let worse = |a: f64, b: f64| {
+                if kind == AnomalyKind::TrafficDrop {
+                    a.min(b)
+                } else {
+                    a.max(b)
+                }
+            };
             let (change, anomaly) = match self.open.remove(&key) {
                 Some(mut open) => {
                     open.value = value;
-                    open.peak = if kind == AnomalyKind::TrafficDrop {
-                        open.peak.min(value)
-                    } else {
-                        open.peak.max(value)
-                    };
+                    open.peak = worse(open.peak, value);
                     if severity == Severity::Critical {
                         open.severity = severity;
                     }
                     (Change::Continued, open)
                 }
                 None => {
+                    let seen_before = last_pending.remove(&key);
+                    if severity == Severity::Warning && seen_before.is_none() {
+                        let candidate = Anomaly {
+                            id: 0,
+                            kind,
+                            scope: key.1.clone(),
+                            severity,
+                            value,
+                            peak: value,
+                            baseline,
+                            started: at,
+                            ended: None,
+                        };
+                        still_pending.insert(key, candidate);
+                        continue;
+                    }
                     self.next_id += 1;
                     let opened = Anomaly {
                         id: self.next_id - 1,
@@ -194,9 +224,9 @@ impl Detector {
                         scope: key.1.clone(),
                         severity,
                         value,
-                        peak: value,
-                        baseline,
-                        started: at,
+                        peak: seen_before.as_ref().map_or(value, |p| worse(p.peak, value)),
+                        baseline: seen_before.as_ref().map_or(baseline, |p| p.baseline),
+                        started: seen_before.map_or(at, |p| p.started),
                         ended: None,
                     };
                     (Change::Opened, opened)
@@ -205,6 +235,7 @@ impl Detector {
             changed.push((change, anomaly.clone()));
             still_open.insert(key, anomaly);
         }
+        self.pending = still_pending;
         // Whatever did not fire again in this bucket is over.
         for (_, mut ended) in std::mem::replace(&mut self.open, still_open) {
             ended.ended = Some(at);
@@ -340,5 +371,49 @@ mod tests {
             .iter()
             .map(|(_, a)| a)
             .any(|a| a.kind == AnomalyKind::TrafficSpike));
+    }
+
+    #[test]
+    fn a_warning_opens_only_when_the_next_bucket_repeats_it() {
+        let mut detector = Detector::default();
+        for i in 0..30 {
+            detector.observe(&steady(i));
+        }
+        // Error rate up by 12 points: past the threshold, short of critical.
+        let warning = |i: i64| bucket(i, 500, 62, 185.0);
+        assert!(detector.observe(&warning(30)).is_empty());
+        assert!(detector.observe(&steady(31)).is_empty());
+        assert!(detector.observe(&warning(32)).is_empty());
+        let opened = detector.observe(&warning(33));
+        let overall = opened
+            .iter()
+            .map(|(_, a)| a)
+            .find(|a| a.scope == "overall")
+            .expect("opened on the second bucket in a row");
+        assert_eq!(overall.kind, AnomalyKind::ErrorRate);
+        assert_eq!(overall.severity, Severity::Warning);
+        assert_eq!(
+            overall.started.timestamp(),
+            1_795_000_000 + 32 * BUCKET_SECS
+        );
+    }
+
+    #[test]
+    fn a_slow_request_or_two_on_a_quiet_endpoint_is_not_a_latency_anomaly() {
+        let mut detector = Detector::default();
+        let quiet = |i: i64, p95: f64| {
+            let mut b = steady(i);
+            b.endpoints[0].1 = Observation {
+                requests: MIN_TIMED_FOR_P95 - 1,
+                errors: 0,
+                timed: MIN_TIMED_FOR_P95 - 1,
+                p95: Some(p95),
+            };
+            b
+        };
+        for i in 0..30 {
+            detector.observe(&quiet(i, 190.0));
+        }
+        assert!(detector.observe(&quiet(30, 900.0)).is_empty());
     }
 }
