@@ -217,6 +217,44 @@ async fn produce_with_rdkafka(brokers: &str, values: &[Vec<u8>]) {
     }
 }
 
+/// Produces `count` events with confluent-kafka (Python), compressed with `codec`.
+fn produce_with_python(brokers: &str, count: u64, codec: &str) {
+    let produced = run_python(&[
+        "produce.py",
+        "--brokers",
+        brokers,
+        "--topic",
+        TOPIC,
+        "--count",
+        &count.to_string(),
+        "--compression",
+        codec,
+    ]);
+    assert!(produced.contains(&format!("produced {count}")), "{codec}");
+}
+
+/// `/api/metrics?{query}` once it counts `total` requests, and not one more.
+async fn metrics_counting(
+    server: &Server,
+    client: &reqwest::Client,
+    query: &str,
+    total: u64,
+) -> Value {
+    let url = server.url(&format!("/api/metrics?{query}"));
+    let metrics: Value = eventually(
+        Duration::from_secs(60),
+        &format!("{total} events in the metrics"),
+        server,
+        || async {
+            let m: Value = get_json(client, &url).await?;
+            (m["totalRequests"].as_u64()? >= total).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(metrics["totalRequests"], total);
+    metrics
+}
+
 /// Minimal JSON events with numbered endpoints under `prefix`, one per message.
 fn numbered_events(prefix: &str, numbers: std::ops::Range<u64>) -> Vec<Vec<u8>> {
     numbers
@@ -241,7 +279,7 @@ async fn sse_log_events(
     let mut body = response.bytes_stream();
     let mut text = String::new();
     let mut events = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         while events.len() < count {
             let chunk = body.next().await.expect("stream open").expect("chunk");
             text.push_str(&String::from_utf8_lossy(&chunk));
@@ -356,28 +394,8 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     );
     const MALFORMED: usize = 5;
     produce_with_rdkafka(&server.brokers(), &values).await;
-    let produced = run_python(&[
-        "produce.py",
-        "--brokers",
-        &server.brokers(),
-        "--topic",
-        TOPIC,
-        "--count",
-        &PYTHON_EVENTS.to_string(),
-    ]);
-    assert!(produced.contains(&format!("produced {PYTHON_EVENTS}")));
-
-    let metrics: Value = eventually(
-        Duration::from_secs(30),
-        "all events in the metrics",
-        &server,
-        || async {
-            let m: Value = get_json(&client, &server.url("/api/metrics")).await?;
-            (m["totalRequests"].as_u64()? >= TOTAL).then_some(m)
-        },
-    )
-    .await;
-    assert_eq!(metrics["totalRequests"], TOTAL);
+    produce_with_python(&server.brokers(), PYTHON_EVENTS as u64, "none");
+    let metrics = metrics_counting(&server, &client, "", TOTAL).await;
     assert_eq!(
         metrics["totalErrors"],
         (RDKAFKA_EVENTS / 20 + PYTHON_EVENTS / 10) as u64
@@ -451,7 +469,7 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
 
     // The status knows each partition and how far behind ingest is (the watcher runs every 3 s).
     let health: Value = eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "no lag in /health",
         &server,
         || async {
@@ -505,7 +523,7 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     );
     let mut body = response.bytes_stream();
     let mut text = String::new();
-    let frame = tokio::time::timeout(Duration::from_secs(10), async {
+    let frame = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(chunk) = body.next().await {
             text.push_str(&String::from_utf8_lossy(&chunk.expect("SSE chunk")));
             if let Some(start) = text.find("event: metrics\ndata: ") {
@@ -673,17 +691,7 @@ async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time()
         assert!(report.contains(line), "{line} missing from: {report}");
     }
 
-    let metrics: Value = eventually(
-        Duration::from_secs(30),
-        "the replayed events",
-        &server,
-        || async {
-            let m: Value = get_json(&client, &server.url("/api/metrics?window=1h")).await?;
-            (m["totalRequests"].as_u64()? >= LINES as u64).then_some(m)
-        },
-    )
-    .await;
-    assert_eq!(metrics["totalRequests"], LINES as u64);
+    let metrics = metrics_counting(&server, &client, "window=1h", LINES as u64).await;
     assert_eq!(metrics["totalErrors"], (LINES / 10) as u64);
     assert_eq!(
         metrics["malformed"],
@@ -900,7 +908,7 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
         .await
         .unwrap();
     let _: Value = eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the stuck client counted",
         &server,
         || async {
@@ -1174,6 +1182,21 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
     assert!(letters.iter().all(|(reason, _)| !reason.is_empty()));
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+#[tokio::test]
+async fn compressed_batches_from_another_client_are_read_whatever_the_codec() {
+    // Snappy is left out: tansu 0.6, the embedded broker, stores snappy batches but cannot
+    // re-encode them for a fetch (README). librdkafka reads snappy from any real Kafka.
+    const CODECS: [&str; 4] = ["none", "gzip", "lz4", "zstd"];
+    const PER_CODEC: u64 = 200;
+    let (server, client) = Server::ready(&[]).await;
+    for codec in CODECS {
+        produce_with_python(&server.brokers(), PER_CODEC, codec);
+    }
+    let total = PER_CODEC * CODECS.len() as u64;
+    let metrics = metrics_counting(&server, &client, "", total).await;
+    assert_eq!(metrics["malformed"], json!({}));
 }
 
 #[tokio::test]

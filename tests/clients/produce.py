@@ -9,10 +9,13 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--brokers", required=True)
 parser.add_argument("--topic", required=True)
 parser.add_argument("--count", type=int, required=True)
+parser.add_argument("--compression", default="none", help="none, gzip, snappy, lz4 or zstd")
 args = parser.parse_args()
 
 failures = []
-producer = Producer({"bootstrap.servers": args.brokers, "linger.ms": 5})
+producer = Producer(
+    {"bootstrap.servers": args.brokers, "linger.ms": 5, "compression.type": args.compression}
+)
 for i in range(args.count):
     event = {
         # Snake-case spellings, as many Python services write them.

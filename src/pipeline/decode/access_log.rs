@@ -1,0 +1,202 @@
+//! Apache and nginx access-log lines: common, combined and vhost_combined, with the extra
+//! fields custom formats append.
+
+use super::{level_for_status, DecodeError};
+use crate::model::LogEvent;
+use chrono::{DateTime, Utc};
+
+/// One field of an access-log line: a bare word, a `[bracketed]` time or a `"quoted"` string
+/// (with `\"` escapes, as Apache and nginx write them).
+fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
+    let mut fields = Vec::with_capacity(12);
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' => i += 1,
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < bytes.len() && bytes[j] != b'"' {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= bytes.len() {
+                    return Err(DecodeError::NotAccessLog("unterminated quote"));
+                }
+                fields.push(&line[start..j]);
+                i = j + 1;
+            }
+            b'[' => {
+                let end = line[i..]
+                    .find(']')
+                    .ok_or(DecodeError::NotAccessLog("unterminated [time]"))?;
+                fields.push(&line[i..=i + end]);
+                i += end + 1;
+            }
+            _ => {
+                let end = line[i..].find([' ', '\t']).map_or(line.len(), |e| i + e);
+                fields.push(&line[i..end]);
+                i = end;
+            }
+        }
+    }
+    Ok(fields)
+}
+
+/// Parses an Apache/Nginx access-log line: common or combined format, optionally led by a
+/// virtual host (`vhost_combined`) and followed by extra fields such as nginx's
+/// `$request_time` (decimal seconds, bare or as `rt=`/`request_time=`).
+pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
+    if line.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let fields = access_log_fields(line)?;
+    let time_at = fields
+        .iter()
+        .take(5)
+        // A quoted field may start with '[' too; only a whole `[...]` is a time.
+        .position(|f| f.len() >= 2 && f.starts_with('[') && f.ends_with(']'))
+        .ok_or(DecodeError::NotAccessLog("no [time] field"))?;
+    let vhost = match time_at {
+        3 => None,
+        4 => Some(fields[0]),
+        _ => return Err(DecodeError::NotAccessLog("unexpected fields before [time]")),
+    };
+    let host = fields[time_at - 3];
+    let user = fields[time_at - 1];
+    let rest = &fields[time_at + 1..];
+    let [request, status, bytes, extra @ ..] = rest else {
+        return Err(DecodeError::NotAccessLog("missing request, status or size"));
+    };
+    let time = &fields[time_at][1..fields[time_at].len() - 1];
+    let timestamp = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
+        .map_err(|_| DecodeError::InvalidTimestamp(time.to_owned()))?
+        .with_timezone(&Utc);
+    let status: u16 = status
+        .parse()
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .ok_or(DecodeError::NotAccessLog("status is not an HTTP status"))?;
+    let bytes = match *bytes {
+        "-" => 0,
+        b => b
+            .parse()
+            .map_err(|_| DecodeError::NotAccessLog("size is not a number"))?,
+    };
+    // A request line that is not `METHOD TARGET PROTOCOL` ("-", a TLS probe) was still answered.
+    let mut parts = request.split(' ');
+    let (method, endpoint) = match (parts.next(), parts.next()) {
+        (Some(m), Some(target)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            let path = target.split(['?', '#']).next().unwrap_or(target);
+            (m.to_owned(), path.to_owned())
+        }
+        _ => ("-".to_owned(), "-".to_owned()),
+    };
+    // After referer and user agent, the first decimal number of seconds is the request time.
+    let response_time = extra.iter().skip(2).find_map(|f| {
+        let value = f
+            .strip_prefix("rt=")
+            .or_else(|| f.strip_prefix("request_time="))
+            .unwrap_or(f);
+        value
+            .contains('.')
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| s * 1000.0)
+    });
+    Ok(LogEvent {
+        timestamp,
+        level: level_for_status(status).to_owned(),
+        source: vhost.unwrap_or("access-log").to_owned(),
+        method,
+        endpoint,
+        status,
+        response_time,
+        user_id: (user != "-").then(|| user.to_owned()),
+        session_id: None,
+        ip: Some(host.to_owned()),
+        bytes,
+        message: request.to_string(),
+        raw: Some(line.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{decode, tests::arrival};
+    use super::*;
+
+    #[test]
+    fn parses_combined_lines_as_apache_and_nginx_write_them() {
+        let apache = r#"203.0.113.9 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?x=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#;
+        let e = parse_access_line(apache).unwrap();
+        assert_eq!(e.timestamp.to_rfc3339(), "2000-10-10T20:55:36+00:00");
+        assert_eq!(
+            (e.method.as_str(), e.endpoint.as_str()),
+            ("GET", "/apache_pb.gif")
+        );
+        assert_eq!((e.status, e.bytes), (200, 2326));
+        assert_eq!(e.user_id.as_deref(), Some("frank"));
+        assert_eq!(e.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(e.message, "GET /apache_pb.gif?x=1 HTTP/1.0");
+        assert_eq!(e.response_time, None);
+        assert_eq!(e.raw.as_deref(), Some(apache));
+
+        // nginx with $request_time appended, IPv6 client, `-` size and no referer.
+        let nginx = r#"2001:db8::7 - - [29/Nov/2026:09:01:02 +0000] "POST /api/login HTTP/2.0" 502 - "-" "curl/8.5.0" 0.250"#;
+        let e = parse_access_line(nginx).unwrap();
+        assert_eq!(e.ip.as_deref(), Some("2001:db8::7"));
+        assert_eq!((e.status, e.bytes, e.level.as_str()), (502, 0, "ERROR"));
+        assert_eq!(e.response_time, Some(250.0));
+        assert_eq!(e.user_id, None);
+    }
+
+    #[test]
+    fn parses_the_odd_lines_real_servers_write() {
+        // Escaped quotes inside the user agent.
+        let quoted = r#"198.51.100.4 - - [01/Jan/2026:00:00:01 +0100] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0 "quoted" agent""#;
+        assert_eq!(parse_access_line(quoted).unwrap().status, 200);
+        // Common log format: no referer, no user agent.
+        let common = r#"127.0.0.1 - - [01/Jan/2026:00:00:01 +0000] "HEAD /health HTTP/1.1" 204 0"#;
+        assert_eq!(parse_access_line(common).unwrap().method, "HEAD");
+        // vhost_combined: the virtual host first.
+        let vhost = r#"shop.example.com:443 192.0.2.1 - - [01/Jan/2026:00:00:01 +0000] "GET /cart HTTP/1.1" 301 0 "-" "bot""#;
+        let e = parse_access_line(vhost).unwrap();
+        assert_eq!(
+            (e.source.as_str(), e.ip.as_deref()),
+            ("shop.example.com:443", Some("192.0.2.1"))
+        );
+        // A TLS handshake sent to a plain-HTTP port: answered 400, no request line.
+        let probe = r#"192.0.2.77 - - [01/Jan/2026:00:00:02 +0000] "\x16\x03\x01\x00\xa5\x01" 400 157 "-" "-""#;
+        let e = parse_access_line(probe).unwrap();
+        assert_eq!(
+            (e.method.as_str(), e.endpoint.as_str(), e.status),
+            ("-", "-", 400)
+        );
+        // Non-UTF-8 bytes in the user agent.
+        let mut latin1 =
+            br#"192.0.2.5 - - [01/Jan/2026:00:00:03 +0000] "GET /caf HTTP/1.1" 200 10 "-" "agent "#
+                .to_vec();
+        latin1.extend_from_slice(b"\xe9\"");
+        assert_eq!(decode(&latin1, arrival()).unwrap().endpoint, "/caf");
+        // key=value extras, as custom nginx formats log them.
+        let kv = r#"192.0.2.6 - - [01/Jan/2026:00:00:04 +0000] "GET /q HTTP/1.1" 200 10 "-" "ua" rt=0.042 uct="0.001""#;
+        assert_eq!(parse_access_line(kv).unwrap().response_time, Some(42.0));
+    }
+
+    #[test]
+    fn rejects_lines_that_are_not_access_logs() {
+        for line in [
+            "hello world",
+            r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000] "GET / HTTP/1.1" abc 12"#,
+            r#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 12"#,
+            r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000] "GET / HTTP/1.1"#,
+            r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000]"#,
+            // Found by the fuzzer: a quoted "[" once passed for an empty [time] and panicked.
+            r#"1.2.3.4 - - "[" "GET / HTTP/1.1" 200 12"#,
+        ] {
+            assert!(decode(line.as_bytes(), arrival()).is_err(), "{line}");
+        }
+    }
+}

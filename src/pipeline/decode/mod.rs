@@ -1,0 +1,178 @@
+//! Kafka message value → `LogEvent`: a JSON event, or one Apache/Nginx access-log line.
+//! Anything that is not an event is an error with a reason, never a panic: the caller counts
+//! it and sets it aside.
+
+mod access_log;
+mod json;
+
+pub use access_log::parse_access_line;
+
+use crate::model::LogEvent;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("empty message")]
+    Empty,
+    #[error("message is not valid UTF-8 at byte {0}")]
+    NotUtf8(usize),
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{0}` holds no usable value: {1}")]
+    InvalidField(&'static str, String),
+    #[error("invalid timestamp {0:?}")]
+    InvalidTimestamp(String),
+    #[error("not an access-log line: {0}")]
+    NotAccessLog(&'static str),
+}
+
+impl DecodeError {
+    /// A short stable label to count malformed messages by.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty",
+            DecodeError::NotUtf8(_) => "not_utf8",
+            DecodeError::InvalidJson(_) => "invalid_json",
+            DecodeError::MissingField(_) => "missing_field",
+            DecodeError::InvalidField(..) => "invalid_field",
+            DecodeError::InvalidTimestamp(_) => "invalid_timestamp",
+            DecodeError::NotAccessLog(_) => "not_access_log",
+        }
+    }
+}
+
+/// One item of a message and what it decoded to.
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub raw: &'a [u8],
+    pub decoded: Result<LogEvent, DecodeError>,
+}
+
+/// Decodes a message value: one event (a JSON object, even pretty-printed over several
+/// lines, or an access-log line), or a batch of them, one per line.
+pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
+    let single = decode(value, arrival);
+    let multi_line = value.trim_ascii().contains(&b'\n');
+    if !multi_line || single.is_ok() && value.trim_ascii_start().starts_with(b"{") {
+        return vec![Item {
+            raw: value,
+            decoded: single,
+        }];
+    }
+    value
+        .split(|b| *b == b'\n')
+        .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(|raw| Item {
+            raw,
+            decoded: decode(raw, arrival),
+        })
+        .collect()
+}
+
+/// Decodes one event. `arrival` stands in for a missing event time.
+pub fn decode(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
+    let start = value.iter().position(|b| !b.is_ascii_whitespace());
+    match start.map(|i| value[i]) {
+        None => Err(DecodeError::Empty),
+        Some(b'{' | b'[') => {
+            let text =
+                std::str::from_utf8(value).map_err(|e| DecodeError::NotUtf8(e.valid_up_to()))?;
+            json::decode_json(text.trim(), arrival)
+        }
+        // Access logs carry whatever bytes clients sent (Latin-1 user agents, binary probes):
+        // the line is still a request the server answered, so odd bytes are replaced, not fatal.
+        Some(_) => parse_access_line(String::from_utf8_lossy(value).trim()),
+    }
+}
+
+/// The level a status implies when the producer did not say.
+pub fn level_for_status(status: u16) -> &'static str {
+    match status {
+        500.. => "ERROR",
+        400..=499 => "WARN",
+        _ => "INFO",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn arrival() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_event_with_a_reason() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"", "empty"),
+            (b"   \n", "empty"),
+            (b"{\"a\":\"\xff\xfe\"}", "not_utf8"),
+            (br#"{"endpoint":"/","status":"#, "invalid_json"),
+            (br#"{"endpoint":"/"}"#, "missing_field"),
+            (
+                br#"{"endpoint":"/","status":200,"timestamp":"yesterday"}"#,
+                "invalid_timestamp",
+            ),
+        ];
+        for (input, reason) in cases {
+            let err = decode(input, arrival()).unwrap_err();
+            assert_eq!(err.reason(), reason, "{input:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn a_message_may_carry_a_batch_of_lines_of_either_kind() {
+        let batch = concat!(
+            r#"{"endpoint":"/a","status":200}"#,
+            "\r\n\n",
+            r#"192.0.2.1 - - [01/Jan/2026:00:00:01 +0000] "GET /b HTTP/1.1" 404 12 "-" "ua""#,
+            "\n",
+            "garbage\n",
+            r#"{"endpoint":"/c","status":503}"#,
+            "\n",
+            r#"192.0.2.2 - - [01/Jan/2026:00:00:02 +0000] "GET /d HTTP/1.1" 200 12"#,
+        );
+        let items = decode_message(batch.as_bytes(), arrival());
+        let outcome: Vec<_> = items
+            .iter()
+            .map(|i| {
+                i.decoded
+                    .as_ref()
+                    .map(|e| e.endpoint.as_str())
+                    .map_err(|e| e.reason())
+            })
+            .collect();
+        assert_eq!(
+            outcome,
+            [
+                Ok("/a"),
+                Ok("/b"),
+                Err("not_access_log"),
+                Ok("/c"),
+                Ok("/d")
+            ]
+        );
+        let two_lines = concat!(
+            r#"192.0.2.1 - - [01/Jan/2026:00:00:01 +0000] "GET /x HTTP/1.1" 200 1 "-" "ua""#,
+            "\n",
+            r#"192.0.2.1 - - [01/Jan/2026:00:00:02 +0000] "GET /y HTTP/1.1" 200 1 "-" "ua""#,
+        );
+        assert_eq!(decode_message(two_lines.as_bytes(), arrival()).len(), 2);
+        assert_eq!(items[2].raw, b"garbage");
+    }
+
+    #[test]
+    fn a_pretty_printed_object_is_one_event_not_a_batch() {
+        let pretty = b"{\n  \"endpoint\": \"/p\",\n  \"status\": 200\n}\n";
+        let items = decode_message(pretty, arrival());
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].decoded.as_ref().unwrap().endpoint, "/p");
+        let items = decode_message(b"", arrival());
+        assert_eq!(items[0].decoded.as_ref().unwrap_err().reason(), "empty");
+    }
+}
