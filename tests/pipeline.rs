@@ -1200,6 +1200,27 @@ async fn compressed_batches_from_another_client_are_read_whatever_the_codec() {
 }
 
 #[tokio::test]
+async fn a_broker_that_fails_every_fetch_is_shown_down_not_connected() {
+    // tansu 0.6 stores a snappy batch, then fails every fetch of that partition (README) while
+    // still answering metadata: only the consumer's own errors tell that nothing arrives.
+    // Should tansu learn snappy, this test needs another broker fault of that kind.
+    let (server, client) = Server::ready(&[]).await;
+    produce_with_python(&server.brokers(), 20, "snappy");
+    let health: Value = eventually(
+        Duration::from_secs(90),
+        "Kafka shown down",
+        &server,
+        || async {
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            (h["kafka"]["state"] == "down").then_some(h)
+        },
+    )
+    .await;
+    let detail = health["kafka"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("every fetch failing"), "{detail}");
+}
+
+#[tokio::test]
 async fn oversized_request_bodies_are_refused_with_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (server, _client) = Server::ready(&[]).await;

@@ -12,8 +12,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
@@ -162,21 +162,58 @@ impl DeadLetters {
     }
 }
 
+/// How long consuming must have failed, with nothing read in between, before the status says
+/// so: a broker that answers metadata but fails every fetch (tansu on a snappy batch) would
+/// otherwise look connected while nothing arrives.
+const FAILING_FOR: Duration = Duration::from_secs(10);
+/// librdkafka retries with a backoff of up to 10 s; an error older than this ended the streak.
+const STILL_FAILING_WITHIN: Duration = Duration::from_secs(15);
+
+/// Consume errors since the last message read: when the streak began, the latest and when.
+#[derive(Default)]
+pub struct ConsumeFailures(Mutex<Option<(Instant, Instant, String)>>);
+
+impl ConsumeFailures {
+    fn failed(&self, error: &KafkaError) {
+        let mut streak = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let began = streak.as_ref().map_or(now, |(began, _, _)| *began);
+        *streak = Some((began, now, error.to_string()));
+    }
+
+    fn read_one(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How long consuming has been failing and the latest error, if it still is and for long
+    /// enough to say so.
+    fn ongoing(&self) -> Option<(Duration, String)> {
+        let streak = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (began, latest, error) = streak.as_ref()?;
+        let failing_for = began.elapsed();
+        (failing_for >= FAILING_FOR && latest.elapsed() <= STILL_FAILING_WITHIN)
+            .then(|| (failing_for, error.clone()))
+    }
+}
+
 pub async fn run(
     consumer: Arc<StreamConsumer>,
     live: Arc<Live>,
     dead_letters: DeadLetters,
     lake: mpsc::Sender<Consumed>,
+    failures: Arc<ConsumeFailures>,
 ) {
     loop {
         let message = match consumer.recv().await {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(%error, "Kafka consume error");
+                failures.failed(&error);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
+        failures.read_one();
         let (partition, offset) = (message.partition(), message.offset());
         let value = message.payload().unwrap_or_default();
         live.record_bytes(value.len());
@@ -213,11 +250,13 @@ pub async fn run(
 }
 
 /// Asks the broker, every few seconds, for the topic's partitions (with their leaders) and
-/// their high watermarks, and compares them with where ingest stands.
+/// their high watermarks, and compares them with where ingest stands; a broker that answers
+/// this while every fetch fails is reported down all the same.
 pub async fn watch_connection(
     consumer: Arc<StreamConsumer>,
     topic: String,
     status: Arc<RwLock<KafkaStatus>>,
+    failures: Arc<ConsumeFailures>,
 ) {
     loop {
         let client = consumer.clone();
@@ -229,12 +268,19 @@ pub async fn watch_connection(
                 Ok(Ok(partitions)) => {
                     let unavailable = partitions.iter().filter(|p| !p.available).count();
                     status.lag = partitions.iter().map(|p| p.lag).sum();
-                    (status.state, status.detail) = match unavailable {
-                        0 => (
+                    (status.state, status.detail) = match (failures.ongoing(), unavailable) {
+                        (Some((failing_for, error)), _) => (
+                            StageState::Down,
+                            format!(
+                                "nothing read for {} s, every fetch failing: {error}",
+                                failing_for.as_secs()
+                            ),
+                        ),
+                        (None, 0) => (
                             StageState::Connected,
                             format!("{} partitions", partitions.len()),
                         ),
-                        n => (
+                        (None, n) => (
                             StageState::Partial,
                             format!("{n} of {} partitions have no leader", partitions.len()),
                         ),

@@ -113,16 +113,19 @@ impl Pipeline {
             lake_status.clone(),
             Duration::from_secs(config.lake_maintenance_secs.max(1)),
         ));
+        let consume_failures = Arc::new(ingest::ConsumeFailures::default());
         let ingest = AbortOnDrop(tokio::spawn(ingest::run(
             consumer.clone(),
             live.clone(),
             dead_letters,
             to_lake,
+            consume_failures.clone(),
         )));
         tokio::spawn(ingest::watch_connection(
             consumer,
             topic.clone(),
             kafka.clone(),
+            consume_failures,
         ));
 
         let demo = match config.demo_enabled() {

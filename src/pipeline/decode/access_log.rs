@@ -5,6 +5,10 @@ use super::{level_for_status, DecodeError};
 use crate::model::LogEvent;
 use chrono::{DateTime, Utc};
 
+/// How far into a line the `[time]` may be: client, ident and user, after a virtual host or a
+/// shipper's prefix (a syslog header is five fields, a CRI container log line three).
+const MAX_FIELDS_BEFORE_TIME: usize = 10;
+
 /// One field of an access-log line: a bare word, a `[bracketed]` time or a `"quoted"` string
 /// (with `\"` escapes, as Apache and nginx write them).
 fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
@@ -44,8 +48,11 @@ fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
 }
 
 /// Parses an Apache/Nginx access-log line: common or combined format, optionally led by a
-/// virtual host (`vhost_combined`) and followed by extra fields such as nginx's
-/// `$request_time` (decimal seconds, bare or as `rt=`/`request_time=`).
+/// virtual host (`vhost_combined`) or by what a shipper put in front (a syslog header, a
+/// container runtime's time and stream), and followed by extra fields such as nginx's
+/// `$request_time` (decimal seconds, bare or as `rt=`/`request_time=`). The time may be the
+/// usual `[10/Oct/2000:13:55:36 -0700]`, with fractional seconds, or ISO 8601
+/// (`$time_iso8601`).
 pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
     if line.is_empty() {
         return Err(DecodeError::Empty);
@@ -53,15 +60,16 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
     let fields = access_log_fields(line)?;
     let time_at = fields
         .iter()
-        .take(5)
+        .take(MAX_FIELDS_BEFORE_TIME + 1)
         // A quoted field may start with '[' too; only a whole `[...]` is a time.
         .position(|f| f.len() >= 2 && f.starts_with('[') && f.ends_with(']'))
         .ok_or(DecodeError::NotAccessLog("no [time] field"))?;
-    let vhost = match time_at {
-        3 => None,
-        4 => Some(fields[0]),
-        _ => return Err(DecodeError::NotAccessLog("unexpected fields before [time]")),
-    };
+    if time_at < 3 {
+        return Err(DecodeError::NotAccessLog(
+            "no client, ident and user before [time]",
+        ));
+    }
+    let vhost = (time_at == 4).then(|| fields[0]);
     let host = fields[time_at - 3];
     let user = fields[time_at - 1];
     let rest = &fields[time_at + 1..];
@@ -69,7 +77,8 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
         return Err(DecodeError::NotAccessLog("missing request, status or size"));
     };
     let time = &fields[time_at][1..fields[time_at].len() - 1];
-    let timestamp = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
+    let timestamp = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S%.f %z")
+        .or_else(|_| DateTime::parse_from_rfc3339(time))
         .map_err(|_| DecodeError::InvalidTimestamp(time.to_owned()))?
         .with_timezone(&Utc);
     let status: u16 = status
@@ -186,6 +195,27 @@ mod tests {
     }
 
     #[test]
+    fn reads_lines_behind_a_shippers_prefix_and_other_time_forms() {
+        let expected = "2026-11-29T08:00:00.250+00:00";
+        for line in [
+            // nginx logging to syslog.
+            r#"Nov 29 08:00:01 web-1 nginx[812]: 192.0.2.3 - - [29/Nov/2026:08:00:00.250 +0000] "GET /s HTTP/1.1" 200 5 "-" "ua""#,
+            // A Kubernetes (CRI) container log line.
+            r#"2026-11-29T08:00:01.000000001Z stdout F 192.0.2.3 - - [2026-11-29T08:00:00.250Z] "GET /s HTTP/1.1" 200 5 "-" "ua""#,
+            // $time_iso8601 in place of $time_local.
+            r#"192.0.2.3 - - [2026-11-29T09:00:00.250+01:00] "GET /s HTTP/1.1" 200 5"#,
+        ] {
+            let e = parse_access_line(line).unwrap();
+            assert_eq!(e.timestamp.to_rfc3339(), expected, "{line}");
+            assert_eq!(
+                (e.ip.as_deref(), e.endpoint.as_str(), e.source.as_str()),
+                (Some("192.0.2.3"), "/s", "access-log"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_lines_that_are_not_access_logs() {
         for line in [
             "hello world",
@@ -193,6 +223,7 @@ mod tests {
             r#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 12"#,
             r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000] "GET / HTTP/1.1"#,
             r#"1.2.3.4 - - [01/Jan/2026:00:00:01 +0000]"#,
+            r#"- [01/Jan/2026:00:00:01 +0000] "GET / HTTP/1.1" 200 12"#,
             // Found by the fuzzer: a quoted "[" once passed for an empty [time] and panicked.
             r#"1.2.3.4 - - "[" "GET / HTTP/1.1" 200 12"#,
         ] {

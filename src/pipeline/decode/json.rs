@@ -402,8 +402,13 @@ fn count(value: Value) -> Option<u64> {
         .map(|n| n as u64)
 }
 
-/// A duration in milliseconds: a number in the field's unit, or a string with its own unit
-/// (`"12ms"`, `"1.5s"`, `"350µs"`, as Go's time.Duration prints).
+/// Longer than this is not a response time (about 115 days).
+const MAX_RESPONSE_MS: f64 = 1e10;
+
+/// A duration in milliseconds, to the microsecond: a number in the field's unit, or a string
+/// with its own unit (`"12ms"`, `"1.5s"`, `"350µs"`, as Go's time.Duration prints). Rounding
+/// keeps converted units from publishing digits (`14.999998999999999` for 14999999 ns) that
+/// JSON readers, serde_json's default parser among them, do not read back to the same number.
 fn milliseconds(value: &Value, ms_per_unit: f64) -> Option<f64> {
     let ms = match value.as_str().map(str::trim) {
         Some(text) => {
@@ -424,7 +429,7 @@ fn milliseconds(value: &Value, ms_per_unit: f64) -> Option<f64> {
         }
         None => number(value)? * ms_per_unit,
     };
-    (ms.is_finite() && ms >= 0.0).then_some(ms)
+    (ms.is_finite() && (0.0..=MAX_RESPONSE_MS).contains(&ms)).then(|| (ms * 1e3).round() / 1e3)
 }
 
 /// Levels as loggers spell them, brought to one vocabulary so filters and the error rate agree:
@@ -662,6 +667,9 @@ mod tests {
         assert_eq!(took(r#""1.5s""#), Some(1500.0));
         assert_eq!(took(r#""350µs""#), Some(0.35));
         assert_eq!(took("12"), Some(12.0));
+        // Found by the fuzzer: a converted unit's float noise did not survive a round trip.
+        assert_eq!(took(r#""14999999ns""#), Some(15.0));
+        assert_eq!(took("1e300"), None);
         assert_eq!(took(r#""fast""#), None);
     }
 
