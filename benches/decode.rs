@@ -1,5 +1,6 @@
 //! Decode + aggregate a combined-format access log: lakepulse's parser and live metrics
-//! against GoAccess on the same file. `make bench` runs it; it prints table rows.
+//! against GoAccess on the same file; then the same for JSON events as `lakepulse gen` writes
+//! them (no baseline: GoAccess reads no JSON). `make bench` runs it; it prints table rows.
 //!
 //! The log (1 000 000 lines by default, `BENCH_LINES` to change) is generated once under the
 //! target directory: many clients (IPv4 and IPv6), paths with query strings, every status
@@ -9,6 +10,7 @@ use chrono::{Duration, TimeZone, Utc};
 use lakepulse::model::Window;
 use lakepulse::pipeline::decode::decode;
 use lakepulse::pipeline::metrics::LiveMetrics;
+use lakepulse::tools::gen::Traffic;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,6 +78,18 @@ fn write_log(path: &Path, lines: usize) -> std::io::Result<()> {
     out.flush()
 }
 
+fn write_events(path: &Path, events: usize) -> std::io::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut traffic = Traffic::new();
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    for i in 0..events {
+        let event = traffic.steady_event(start + Duration::milliseconds(i as i64 * 7));
+        serde_json::to_writer(&mut out, &event)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
 fn lakepulse(path: &Path) -> (u64, f64) {
     let started = Instant::now();
     let mut metrics = LiveMetrics::default();
@@ -130,4 +144,14 @@ fn main() {
         ),
         None => println!("| decode + aggregate | GoAccess | not run: `goaccess` missing (apt-get install goaccess) | |"),
     }
+
+    let path = dir.join(format!("bench-events-{lines}.jsonl"));
+    if !path.exists() {
+        write_events(&path, lines).expect("write the bench events");
+    }
+    let (parsed, ours) = lakepulse(&path);
+    println!(
+        "| decode + aggregate | lakepulse, {parsed} JSON events (`gen`) | {ours:.2} s, {:.0} events/s | |",
+        parsed as f64 / ours
+    );
 }

@@ -19,9 +19,12 @@ pub struct LiveSignals {
     pub link: RwSignal<StageState>,
     /// When the link came back after it was lost.
     pub reconnected: RwSignal<Option<chrono::DateTime<chrono::Utc>>>,
-    /// While paused, new log lines are counted here instead of shown.
+    /// While paused, new log lines are counted and held back instead of shown.
     pub paused: RwSignal<bool>,
     pub held: RwSignal<u64>,
+    /// The held lines, oldest first: resuming shows exactly these, each once (refetching
+    /// the list instead raced the stream and showed lines twice).
+    held_logs: StoredValue<Vec<LogEvent>>,
 }
 
 impl LiveSignals {
@@ -35,7 +38,39 @@ impl LiveSignals {
             reconnected: RwSignal::new(None),
             paused: RwSignal::new(false),
             held: RwSignal::new(0),
+            held_logs: StoredValue::new(Vec::new()),
         }
+    }
+
+    /// Takes a batch of new log lines (oldest first): shown, newest on top, keeping
+    /// `log_lines`; or held while paused.
+    fn receive(&self, batch: Vec<LogEvent>, log_lines: usize) {
+        if self.paused.get_untracked() {
+            self.held.update(|held| *held += batch.len() as u64);
+            self.held_logs.update_value(|held| {
+                held.extend(batch);
+                let beyond_view = held.len().saturating_sub(log_lines);
+                held.drain(..beyond_view);
+            });
+            return;
+        }
+        self.logs.update(|logs| {
+            let older = std::mem::take(logs);
+            logs.extend(batch.into_iter().rev());
+            logs.extend(older);
+            logs.truncate(log_lines);
+        });
+    }
+
+    /// Shows what was held while paused and follows the stream again.
+    pub fn resume(&self, log_lines: usize) {
+        self.paused.set(false);
+        let held = self
+            .held_logs
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        self.receive(held, log_lines);
+        self.held.set(0);
     }
 }
 
@@ -124,16 +159,7 @@ mod browser {
             sse::LOG,
             Box::new(move |e| {
                 if let Some(batch) = parse::<Vec<LogEvent>>(&e) {
-                    if signals.paused.get_untracked() {
-                        signals.held.update(|held| *held += batch.len() as u64);
-                        return;
-                    }
-                    signals.logs.update(|logs| {
-                        let older = std::mem::take(logs);
-                        logs.extend(batch.into_iter().rev());
-                        logs.extend(older);
-                        logs.truncate(log_lines);
-                    });
+                    signals.receive(batch, log_lines);
                 }
             }),
         );

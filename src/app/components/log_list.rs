@@ -4,7 +4,9 @@ use crate::app::format;
 use crate::model::LogEvent;
 use leptos::prelude::*;
 
-/// Tells rows apart across re-renders well enough to keep one open.
+/// Tells rows apart across re-renders well enough to keep one open. Rows alike in all of
+/// these (a client fetching one URL twice within a log's one-second resolution) are numbered
+/// by their order, so a click opens one of them, not all.
 fn row_key(e: &LogEvent) -> String {
     format!(
         "{}|{}|{}|{}",
@@ -27,10 +29,14 @@ pub fn LogList(
             <Show when=move || logs.with(|l| !l.is_empty()) fallback=|| view! { <p class="empty">"No events yet."</p> }>
                 <ol class="loglines" data-testid="log-list">
                     {move || {
+                        let mut alike = std::collections::HashMap::<String, usize>::new();
                         logs.get()
                             .into_iter()
                             .map(|e| {
                                 let key = row_key(&e);
+                                let nth = alike.entry(key.clone()).or_default();
+                                *nth += 1;
+                                let key = format!("{key}#{nth}");
                                 let level = e.level.to_lowercase();
                                 let is_open = open.get().as_ref() == Some(&key);
                                 let detail = is_open.then(|| serde_json::to_string_pretty(&e).unwrap_or_default());

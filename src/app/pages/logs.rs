@@ -45,17 +45,10 @@ fn Explorer(snapshot: DashboardSnapshot, filter: LogFilter) -> impl IntoView {
     connect(signals, &filter, EXPLORER_LINES);
     let f = filter.clone();
     let toggle_pause = move |_| {
-        let resuming = signals.paused.get_untracked();
-        signals.paused.set(!resuming);
-        if resuming {
-            // Catch up with what arrived meanwhile.
-            let filter = filter.clone();
-            leptos::task::spawn_local(async move {
-                if let Ok(fresh) = get_dashboard(filter).await {
-                    signals.logs.set(fresh.recent_logs);
-                }
-                signals.held.set(0);
-            });
+        if signals.paused.get_untracked() {
+            signals.resume(EXPLORER_LINES);
+        } else {
+            signals.paused.set(true);
         }
     };
     let field = |name: &'static str,
