@@ -1206,18 +1206,19 @@ async fn a_broker_that_fails_every_fetch_is_shown_down_not_connected() {
     // Should tansu learn snappy, this test needs another broker fault of that kind.
     let (server, client) = Server::ready(&[]).await;
     produce_with_python(&server.brokers(), 20, "snappy");
-    let health: Value = eventually(
+    // Under load a metadata probe can time out too, and says so for a moment; the fetch
+    // failure is what must be shown once it has lasted.
+    eventually(
         Duration::from_secs(90),
-        "Kafka shown down",
+        "Kafka shown down with the fetch error",
         &server,
         || async {
             let h: Value = get_json(&client, &server.url("/health")).await?;
-            (h["kafka"]["state"] == "down").then_some(h)
+            let detail = h["kafka"]["detail"].as_str()?;
+            (h["kafka"]["state"] == "down" && detail.contains("every fetch failing")).then_some(())
         },
     )
     .await;
-    let detail = health["kafka"]["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("every fetch failing"), "{detail}");
 }
 
 #[tokio::test]

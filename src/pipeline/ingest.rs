@@ -268,19 +268,12 @@ pub async fn watch_connection(
                 Ok(Ok(partitions)) => {
                     let unavailable = partitions.iter().filter(|p| !p.available).count();
                     status.lag = partitions.iter().map(|p| p.lag).sum();
-                    (status.state, status.detail) = match (failures.ongoing(), unavailable) {
-                        (Some((failing_for, error)), _) => (
-                            StageState::Down,
-                            format!(
-                                "nothing read for {} s, every fetch failing: {error}",
-                                failing_for.as_secs()
-                            ),
-                        ),
-                        (None, 0) => (
+                    (status.state, status.detail) = match unavailable {
+                        0 => (
                             StageState::Connected,
                             format!("{} partitions", partitions.len()),
                         ),
-                        (None, n) => (
+                        n => (
                             StageState::Partial,
                             format!("{n} of {} partitions have no leader", partitions.len()),
                         ),
@@ -295,6 +288,14 @@ pub async fn watch_connection(
                     status.state = StageState::Down;
                     status.detail = error.to_string();
                 }
+            }
+            // Whatever metadata says, nothing arriving is what a user needs to know.
+            if let Some((failing_for, error)) = failures.ongoing() {
+                status.state = StageState::Down;
+                status.detail = format!(
+                    "nothing read for {} s, every fetch failing: {error}",
+                    failing_for.as_secs()
+                );
             }
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
