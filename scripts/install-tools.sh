@@ -63,8 +63,8 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
-if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake' 2>/dev/null; then
-  say "installing the Python clients (confluent-kafka, deltalake) into $VENV"
+if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake, kafka' 2>/dev/null; then
+  say "installing the Python clients (confluent-kafka, kafka-python, deltalake) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt
 fi
