@@ -1359,16 +1359,7 @@ async fn a_stop_commits_every_consumed_event_before_exiting() {
     // No commit comes by itself within the test: what lands, the stop committed.
     let (mut server, client) = Server::ready(&[("COMMIT_INTERVAL_MS", "600000")]).await;
     produce_with_rdkafka(&server.brokers(), &numbered_events("stop", 0..EVENTS)).await;
-    eventually(
-        Duration::from_secs(60),
-        "every event consumed",
-        &server,
-        || async {
-            let metrics: Value = get_json(&client, &server.url("/api/metrics")).await?;
-            (metrics["totalRequests"] == EVENTS).then_some(())
-        },
-    )
-    .await;
+    metrics_counting(&server, &client, "", EVENTS).await;
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     assert_eq!(health["lake"]["rowsCommitted"], 0, "nothing committed yet");
 
