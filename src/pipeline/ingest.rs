@@ -177,7 +177,11 @@ impl ConsumeFailures {
     fn failed(&self, error: &KafkaError) {
         let mut streak = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let began = streak.as_ref().map_or(now, |(began, _, _)| *began);
+        // An old error followed by quiet (an idle topic) ended its streak; this one starts anew.
+        let began = streak
+            .as_ref()
+            .filter(|(_, latest, _)| latest.elapsed() <= STILL_FAILING_WITHIN)
+            .map_or(now, |(began, _, _)| *began);
         *streak = Some((began, now, error.to_string()));
     }
 
