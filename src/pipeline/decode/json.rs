@@ -131,14 +131,15 @@ const WRAPPED_LINE: &[&str] = &["message", "log"];
 pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
     let event: Members =
         serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    let Some(status) = event.found(Field::Status) else {
+    let mut statuses = event.values(Field::Status).map(|(_, value)| value);
+    let Some(first_found) = statuses.next() else {
         return event
             .wrapped_access_line()
             .ok_or(DecodeError::MissingField("status"));
     };
-    let status = event
-        .first(Field::Status, http_status)
-        .ok_or_else(|| DecodeError::InvalidField("status", status.to_string()))?;
+    let status = http_status(&first_found)
+        .or_else(|| statuses.find_map(|value| http_status(&value)))
+        .ok_or_else(|| DecodeError::InvalidField("status", first_found.to_string()))?;
     let request_line = event.first(Field::RequestLine, text_of);
     let mut request_parts = request_line.as_deref().unwrap_or_default().split(' ');
     let (line_method, line_target) = (request_parts.next(), request_parts.next());
@@ -390,8 +391,8 @@ fn number(value: &Value) -> Option<f64> {
     .filter(|x: &f64| x.is_finite())
 }
 
-fn http_status(value: Value) -> Option<u16> {
-    number(&value)
+fn http_status(value: &Value) -> Option<u16> {
+    number(value)
         .filter(|s| s.fract() == 0.0 && (100.0..=599.0).contains(s))
         .map(|s| s as u16)
 }
