@@ -51,8 +51,22 @@ pub struct Item<'a> {
 }
 
 /// Decodes a message value: one event (a JSON object, even pretty-printed over several
-/// lines, or an access-log line), or a batch of them, one per line.
+/// lines, or an access-log line), or a batch of them, one per line or as a JSON array.
 pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
+    if let Some(elements) = json_array_elements(value) {
+        return elements
+            .into_iter()
+            .map(|element| {
+                let raw = element.get().as_bytes();
+                // A string element is one line: an access-log line, or an event as JSON text.
+                let decoded = match serde_json::from_str::<String>(element.get()) {
+                    Ok(line) => decode(line.as_bytes(), arrival),
+                    Err(_) => decode(raw, arrival),
+                };
+                Item { raw, decoded }
+            })
+            .collect();
+    }
     let single = decode(value, arrival);
     let multi_line = value.trim_ascii().contains(&b'\n');
     if !multi_line || single.is_ok() && value.trim_ascii_start().starts_with(b"{") {
@@ -69,6 +83,17 @@ pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
             decoded: decode(raw, arrival),
         })
         .collect()
+}
+
+/// The elements of a non-empty JSON array, as shippers that batch over HTTP send events.
+fn json_array_elements(value: &[u8]) -> Option<Vec<&serde_json::value::RawValue>> {
+    let text = std::str::from_utf8(value.trim_ascii()).ok()?;
+    if !text.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text)
+        .ok()
+        .filter(|elements| !elements.is_empty())
 }
 
 /// Decodes one event. `arrival` stands in for a missing event time.
@@ -164,6 +189,36 @@ mod tests {
         );
         assert_eq!(decode_message(two_lines.as_bytes(), arrival()).len(), 2);
         assert_eq!(items[2].raw, b"garbage");
+    }
+
+    #[test]
+    fn a_json_array_is_a_batch_of_its_elements() {
+        let array = concat!(
+            "[\n",
+            r#"  {"endpoint":"/a","status":200},"#,
+            "\n",
+            r#"  {"endpoint":"/b"},"#,
+            "\n",
+            r#"  "192.0.2.1 - - [01/Jan/2026:00:00:01 +0000] \"GET /c HTTP/1.1\" 200 1""#,
+            "\n]\n",
+        );
+        let items = decode_message(array.as_bytes(), arrival());
+        let outcome: Vec<_> = items
+            .iter()
+            .map(|i| {
+                i.decoded
+                    .as_ref()
+                    .map(|e| e.endpoint.as_str())
+                    .map_err(|e| e.reason())
+            })
+            .collect();
+        assert_eq!(outcome, [Ok("/a"), Err("missing_field"), Ok("/c")]);
+        assert_eq!(items[1].raw, br#"{"endpoint":"/b"}"#);
+        for not_a_batch in [&b"[]"[..], b"[{\"endpoint\":\"/a\",", b"[\xff]"] {
+            let items = decode_message(not_a_batch, arrival());
+            assert_eq!(items.len(), 1, "{not_a_batch:?}");
+            assert!(items[0].decoded.is_err(), "{not_a_batch:?}");
+        }
     }
 
     #[test]
