@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what lakepulse needs on a fresh machine, skipping whatever is already there.
-#   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker
+#   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker (patched)
 #   install-tools.sh bench  the above, plus GoAccess, Java and PySpark (the baselines)
 #   install-tools.sh test   the above, plus Chromium, Playwright, the Python Kafka/Delta clients
 #                           and cargo-fuzz
@@ -26,9 +26,32 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ "$(tansu --version 2>/dev/null | awk '{print $2}')" != "$TANSU_VERSION" ]; then
-  say "installing the tansu broker $TANSU_VERSION (SQLite storage; 10-50 minutes on 2 cores)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+# tansu from its published crates with scripts/tansu-snappy.patch applied to tansu-sans-io
+# (upstream cannot serve snappy batches back). The build directory names the patch, so an
+# unpatched or older install is rebuilt.
+TANSU_SRC="$HOME/.cache/lakepulse/tansu-$TANSU_VERSION-$(sha256sum scripts/tansu-snappy.patch | cut -c1-12)"
+if ! cargo install --list | grep -qF "tansu v$TANSU_VERSION ($TANSU_SRC/"; then
+  say "building the tansu broker $TANSU_VERSION with lakepulse's snappy patch (SQLite storage; 10-50 minutes on 2 cores)"
+  rm -rf "$TANSU_SRC"
+  mkdir -p "$TANSU_SRC"
+  while read -r crate sha256; do
+    curl -sSfL -o "$TANSU_SRC/$crate.crate" "https://static.crates.io/crates/$crate/$crate-$TANSU_VERSION.crate"
+    echo "$sha256  $TANSU_SRC/$crate.crate" | sha256sum --check --quiet
+    tar xzf "$TANSU_SRC/$crate.crate" -C "$TANSU_SRC"
+  done <<CRATES
+tansu 4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
+tansu-sans-io fd549ac4372c99f669499182107bb2e916360d490f5e2bcd54fb5eebc53a78a8
+CRATES
+  patch --quiet -d "$TANSU_SRC/tansu-sans-io-$TANSU_VERSION" -p1 <scripts/tansu-snappy.patch
+  printf '\n[patch.crates-io]\ntansu-sans-io = { path = "../tansu-sans-io-%s" }\n' "$TANSU_VERSION" \
+    >>"$TANSU_SRC/tansu-$TANSU_VERSION/Cargo.toml"
+  # A path crate has no registry source or checksum in the lock; everything else stays pinned.
+  awk '/^name = / { patched = ($0 == "name = \"tansu-sans-io\"") }
+       !(patched && /^(source|checksum) = /)' "$TANSU_SRC/tansu-$TANSU_VERSION/Cargo.lock" \
+    >"$TANSU_SRC/Cargo.lock" && mv "$TANSU_SRC/Cargo.lock" "$TANSU_SRC/tansu-$TANSU_VERSION/Cargo.lock"
+  cargo install --path "$TANSU_SRC/tansu-$TANSU_VERSION" --locked --force --features dynostore,libsql \
+    --target-dir "$TANSU_SRC/target"
+  rm -rf "$TANSU_SRC/target"
 fi
 
 if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modules/.bin/wasm-opt ]; then
@@ -63,7 +86,7 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
-if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake, kafka' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake, kafka, lz4, snappy, zstandard' 2>/dev/null; then
   say "installing the Python clients (confluent-kafka, kafka-python, deltalake) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt

@@ -163,8 +163,8 @@ impl DeadLetters {
 }
 
 /// How long consuming must have failed, with nothing read in between, before the status says
-/// so: a broker that answers metadata but fails every fetch (tansu on a snappy batch) would
-/// otherwise look connected while nothing arrives.
+/// so: a broker that answers metadata but fails every fetch (a damaged store, a codec it cannot
+/// serve) would otherwise look connected while nothing arrives.
 const FAILING_FOR: Duration = Duration::from_secs(10);
 /// librdkafka retries with a backoff of up to 10 s; an error older than this ended the streak.
 const STILL_FAILING_WITHIN: Duration = Duration::from_secs(15);

@@ -48,7 +48,10 @@ else:
 
     producer = KafkaProducer(
         bootstrap_servers=args.brokers,
-        linger_ms=5,
+        # Batches of many 32 KiB blocks, as a busy service sends them: kafka-python frames
+        # snappy the xerial way (like Java), one length-prefixed block per 32 KiB.
+        linger_ms=100,
+        batch_size=1 << 20,
         compression_type=None if args.compression == "none" else args.compression,
     )
     sent = [
