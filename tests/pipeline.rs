@@ -645,6 +645,15 @@ fn write_access_log(path: &Path, valid: usize, first: chrono::DateTime<chrono::U
             writeln!(gz).unwrap();
         }
         let time = (first + chrono::Duration::seconds(i as i64)).format("%d/%b/%Y:%H:%M:%S %z");
+        if i == 200 {
+            // A real line, but larger than a Kafka message may be: reported, not fatal.
+            let agent = "A".repeat(2 << 20);
+            writeln!(
+                gz,
+                r#"192.0.2.1 - - [{time}] "GET / HTTP/1.1" 200 1 "-" "{agent}""#
+            )
+            .unwrap();
+        }
         let ip = if i % 3 == 0 {
             "2001:db8::9"
         } else {
@@ -697,8 +706,12 @@ async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time()
         report.contains(&format!("{LINES} events published")),
         "{report}"
     );
-    assert!(report.contains("1 blank, 3 invalid"), "{report}");
-    for line in ["line 51:", "line 153:", "line 254:"] {
+    assert!(report.contains("1 blank, 4 invalid"), "{report}");
+    assert!(
+        report.contains("line 204: 2097") && report.contains("more than a Kafka message"),
+        "{report}"
+    );
+    for line in ["line 51:", "line 153:", "line 255:"] {
         assert!(report.contains(line), "{line} missing from: {report}");
     }
 

@@ -1,6 +1,7 @@
 //! `lakepulse replay FILE`: publishes a real access log into the topic, line by line as the
 //! server wrote it, so events keep their original times. Lines that are not events are not
-//! published; they are reported with their line numbers at the end.
+//! published; they are reported with their line numbers at the end, as are lines too large
+//! for a Kafka message.
 
 use crate::pipeline::config::{ReplayConfig, ReplayFormat, Speed};
 use crate::pipeline::decode::{decode, parse_access_line, DecodeError};
@@ -9,6 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -63,6 +65,17 @@ fn decode_as(format: ReplayFormat, line: &[u8]) -> Result<DateTime<Utc>, DecodeE
         ReplayFormat::Combined => parse_access_line(String::from_utf8_lossy(line).trim()),
     }?;
     Ok(event.timestamp)
+}
+
+/// A line librdkafka refuses before sending (over `message.max.bytes`): reported with the
+/// invalid lines rather than ending the replay.
+fn is_too_large(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<KafkaError>(),
+        Some(KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        ))
+    )
 }
 
 /// Holds the replay to the log's own pace (scaled), measured from its first event.
@@ -128,16 +141,24 @@ pub async fn run(config: ReplayConfig) -> anyhow::Result<()> {
             blank += 1;
             continue;
         }
-        match decode_as(config.format, &line) {
+        let refused = match decode_as(config.format, &line) {
             Ok(event_time) => {
                 pace.wait_for(event_time).await;
-                publisher.send(None, &line).await?;
-            }
-            Err(error) => {
-                invalid_total += 1;
-                if invalid.len() < INVALID_LINES_SHOWN {
-                    invalid.push((line_number, error.to_string()));
+                match publisher.send(None, &line).await {
+                    Ok(()) => None,
+                    Err(error) if is_too_large(&error) => Some(format!(
+                        "{} bytes, more than a Kafka message may hold",
+                        line.len()
+                    )),
+                    Err(error) => return Err(error),
                 }
+            }
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(reason) = refused {
+            invalid_total += 1;
+            if invalid.len() < INVALID_LINES_SHOWN {
+                invalid.push((line_number, reason));
             }
         }
         if last_redraw.elapsed() >= Duration::from_millis(200) {
