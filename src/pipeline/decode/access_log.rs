@@ -101,18 +101,20 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
         }
         _ => ("-".to_owned(), "-".to_owned()),
     };
-    // After referer and user agent, the first decimal number of seconds is the request time.
+    // After referer and user agent, the first decimal number of seconds (nginx) or number of
+    // milliseconds with its unit (Traefik's `12ms`) is the request time. A bare integer is
+    // not: Apache's %D (µs), %T (s) and %I/%O (bytes) all look alike.
     let response_time = extra.iter().skip(2).find_map(|f| {
         let value = f
             .strip_prefix("rt=")
             .or_else(|| f.strip_prefix("request_time="))
             .unwrap_or(f);
-        value
-            .contains('.')
-            .then(|| value.parse::<f64>().ok())
-            .flatten()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| s * 1000.0)
+        let millis = match value.strip_suffix("ms") {
+            Some(millis) => millis.parse::<f64>().ok(),
+            None if value.contains('.') => value.parse::<f64>().ok().map(|s| s * 1000.0),
+            None => None,
+        };
+        millis.filter(|ms| ms.is_finite() && *ms >= 0.0)
     });
     Ok(LogEvent {
         timestamp,
@@ -192,6 +194,19 @@ mod tests {
         // key=value extras, as custom nginx formats log them.
         let kv = r#"192.0.2.6 - - [01/Jan/2026:00:00:04 +0000] "GET /q HTTP/1.1" 200 10 "-" "ua" rt=0.042 uct="0.001""#;
         assert_eq!(parse_access_line(kv).unwrap().response_time, Some(42.0));
+        // Traefik's common log format: request count, router, server URL, duration in ms.
+        let traefik = r#"192.0.2.8 - - [01/Jan/2026:00:00:05 +0000] "GET /t HTTP/1.1" 200 10 "-" "ua" 17 "web@docker" "http://10.0.0.2:80" 12ms"#;
+        assert_eq!(
+            parse_access_line(traefik).unwrap().response_time,
+            Some(12.0)
+        );
+        // ingress-nginx: request length, then $request_time, then upstream fields.
+        let ingress = r#"192.0.2.9 - - [01/Jan/2026:00:00:06 +0000] "GET /i HTTP/1.1" 200 10 "-" "ua" 312 0.004 [default-web-80] [] 10.0.0.3:80 10 0.003 200 3f6c"#;
+        assert_eq!(parse_access_line(ingress).unwrap().response_time, Some(4.0));
+        // Apache with %D: a bare integer is not taken for a time.
+        let apache_d =
+            r#"192.0.2.10 - - [01/Jan/2026:00:00:07 +0000] "GET /a HTTP/1.1" 200 10 "-" "ua" 1534"#;
+        assert_eq!(parse_access_line(apache_d).unwrap().response_time, None);
     }
 
     #[test]
