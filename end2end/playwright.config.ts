@@ -41,6 +41,9 @@ export default defineConfig({
     url: `http://127.0.0.1:${PORT}/health`,
     timeout: 120_000,
     reuseExistingServer: false,
+    // lakepulse stops its embedded broker itself (in a process group of its own, so killing
+    // lakepulse's group would leave it running).
+    gracefulShutdown: { signal: 'SIGTERM', timeout: 20_000 },
     stdout: 'pipe',
     stderr: 'pipe',
     env: {

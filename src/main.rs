@@ -113,14 +113,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     served
 }
 
-/// Ctrl-C or SIGTERM. Returning from main then drops every task, and with them the child
-/// processes they own (embedded broker, demo traffic).
+/// Ctrl-C, SIGTERM, or SIGHUP (the terminal closed). The pipeline's stop then ends the child
+/// processes it started (embedded broker, demo traffic): they run in process groups of their
+/// own, so the terminal's signals reach lakepulse alone.
 async fn stop_requested() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+        _ = hangup.recv() => {}
     }
     tracing::info!("shutting down");
 }

@@ -1384,6 +1384,16 @@ async fn a_stop_commits_every_consumed_event_before_exiting() {
 
     let status = server.stop();
     assert!(status.success(), "lakepulse exited with {status}");
+    // It stopped the broker it started, and only after its own Kafka clients: no client was
+    // left to log that the broker had gone.
+    let broker_gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(server.brokers()).is_err()
+    });
+    assert!(broker_gone, "the embedded broker outlived lakepulse");
+    let log = server.log();
+    let stopping = &log[log.find("shutting down").expect("a logged stop")..];
+    assert!(!stopping.contains("ERROR"), "{stopping}");
     let lake = run_python(&["read_delta.py", server.lake_path().to_str().unwrap()]);
     let lake: Value = serde_json::from_str(lake.trim()).expect("reader JSON");
     assert_eq!(lake["rows"], EVENTS);

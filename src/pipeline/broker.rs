@@ -33,7 +33,7 @@ pub enum BrokerError {
 pub struct EmbeddedBroker {
     pub address: String,
     /// None when a broker was already listening (say, one a crashed run left) and is reused.
-    _supervisor: Option<AbortOnDrop>,
+    supervisor: Option<AbortOnDrop>,
 }
 
 impl EmbeddedBroker {
@@ -45,7 +45,7 @@ impl EmbeddedBroker {
             tracing::warn!(%address, "a broker is already listening; reusing it");
             return Ok(EmbeddedBroker {
                 address,
-                _supervisor: None,
+                supervisor: None,
             });
         }
         std::fs::create_dir_all(data_dir)
@@ -62,8 +62,15 @@ impl EmbeddedBroker {
         ));
         Ok(EmbeddedBroker {
             address,
-            _supervisor: Some(AbortOnDrop(supervisor)),
+            supervisor: Some(AbortOnDrop(supervisor)),
         })
+    }
+
+    /// Stops the broker it started and waits until it is gone.
+    pub async fn stop(self) {
+        if let Some(supervisor) = self.supervisor {
+            supervisor.stop().await;
+        }
     }
 }
 
@@ -86,6 +93,9 @@ fn spawn_tansu(tansu: &Path, address: &str, data_dir: &Path) -> Result<Child, Br
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
+        // Out of the terminal's process group: Ctrl-C stops lakepulse, which stops the broker
+        // after its own clients, instead of every client seeing it vanish first.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| match e.kind() {

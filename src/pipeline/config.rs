@@ -195,6 +195,10 @@ pub struct GenConfig {
     /// Every endpoint eight times slower: AT:DURATION seconds of event time (repeatable).
     #[arg(long, value_parser = parse_span)]
     pub latency_spike: Vec<Span>,
+    /// Stop when stdin reaches its end: the process that started gen with a pipe is gone,
+    /// however it ended.
+    #[arg(long)]
+    pub while_stdin_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -42,11 +42,19 @@ pub struct Pipeline {
     kafka: Arc<RwLock<KafkaStatus>>,
     lake: Arc<RwLock<LakeStatus>>,
     demo_traffic: bool,
-    /// Taken by `stop`: ingest, then the sink that commits what ingest handed it.
-    ingest_and_sink: std::sync::Mutex<Option<(AbortOnDrop, tokio::task::JoinHandle<()>)>>,
-    // Owned so that they stop when the pipeline does.
-    _broker: Option<EmbeddedBroker>,
-    _demo: Option<AbortOnDrop>,
+    /// Taken by `stop`, which ends them in order.
+    running: std::sync::Mutex<Option<Running>>,
+}
+
+/// What the pipeline runs besides serving. Everything that talks to Kafka ends before the
+/// embedded broker does, so a stop is quiet: no client left retrying a broker that is gone.
+struct Running {
+    demo: Option<AbortOnDrop>,
+    ingest: AbortOnDrop,
+    /// Commits what ingest handed it, then ends.
+    sink: tokio::task::JoinHandle<()>,
+    watch_connection: AbortOnDrop,
+    broker: Option<EmbeddedBroker>,
 }
 
 impl Pipeline {
@@ -121,12 +129,12 @@ impl Pipeline {
             to_lake,
             consume_failures.clone(),
         )));
-        tokio::spawn(ingest::watch_connection(
+        let watch_connection = AbortOnDrop(tokio::spawn(ingest::watch_connection(
             consumer,
             topic.clone(),
             kafka.clone(),
             consume_failures,
-        ));
+        )));
 
         let demo = match config.demo_enabled() {
             true => Some(start_demo_traffic(&bootstrap, &topic, config.demo_rate)?),
@@ -143,9 +151,13 @@ impl Pipeline {
             kafka,
             lake: lake_status,
             demo_traffic: demo.is_some(),
-            ingest_and_sink: std::sync::Mutex::new(Some((ingest, sink))),
-            _broker: broker,
-            _demo: demo,
+            running: std::sync::Mutex::new(Some(Running {
+                demo,
+                ingest,
+                sink,
+                watch_connection,
+                broker,
+            })),
         });
         let alerter = config.alert_webhook_url.clone().map(alert::Alerter::start);
         tokio::spawn(publish_every_second(Arc::downgrade(&pipeline), alerter));
@@ -172,21 +184,29 @@ impl Pipeline {
     }
 
     /// Stops consuming and lets the lake commit every event it was handed, so a stop leaves
-    /// nothing for the next start to read again, and no commit cut off halfway.
+    /// nothing for the next start to read again, and no commit cut off halfway; then the
+    /// embedded broker, once nothing talks to it.
     pub async fn stop(&self) {
         let taken = self
-            .ingest_and_sink
+            .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let Some((ingest, sink)) = taken else { return };
+        let Some(running) = taken else { return };
+        if let Some(demo) = running.demo {
+            demo.stop().await;
+        }
         // Dropping ingest closes the lake's input; the sink commits what is left and ends.
-        drop(ingest);
-        if tokio::time::timeout(FINAL_COMMIT_GRACE, sink)
+        drop(running.ingest);
+        if tokio::time::timeout(FINAL_COMMIT_GRACE, running.sink)
             .await
             .is_err()
         {
             tracing::warn!("the lake's last commit did not finish in time; the next start reads those events again");
+        }
+        running.watch_connection.stop().await;
+        if let Some(broker) = running.broker {
+            broker.stop().await;
         }
     }
 
@@ -217,6 +237,14 @@ impl Pipeline {
 /// Stops a background task, and whatever child process it owns, when dropped.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
+impl AbortOnDrop {
+    /// Stops the task and waits until it has dropped what it owned.
+    pub(crate) async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
@@ -231,19 +259,24 @@ fn start_demo_traffic(
 ) -> Result<AbortOnDrop, PipelineError> {
     let exe = std::env::current_exe().map_err(PipelineError::Demo)?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["gen", "--rate", &rate.to_string()])
+        .args(["gen", "--rate", &rate.to_string(), "--while-stdin-open"])
         .env("KAFKA_BROKERS", bootstrap)
         .env("KAFKA_TOPIC", topic)
-        .stdin(std::process::Stdio::null())
+        // Held open until lakepulse ends, however it ends: a crash does not leave gen behind.
+        .stdin(std::process::Stdio::piped())
+        // Out of the terminal's process group: Ctrl-C stops lakepulse, which stops this.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(PipelineError::Demo)?;
+    let lifeline = child.stdin.take();
     tracing::info!(
         rate,
         pid = child.id(),
         "demo traffic on (lakepulse gen); DEMO=0 turns it off"
     );
     Ok(AbortOnDrop(tokio::spawn(async move {
+        let _lifeline = lifeline;
         match child.wait().await {
             Ok(status) => tracing::warn!(%status, "demo traffic stopped"),
             Err(error) => tracing::warn!(%error, "lost the demo traffic process"),

@@ -279,6 +279,17 @@ impl Traffic {
     }
 }
 
+/// Resolves once stdin reaches its end (or cannot be read).
+async fn stdin_closed() {
+    let (closed, when_closed) = tokio::sync::oneshot::channel();
+    // Reading stdin blocks; a thread of its own waits for the end.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        let _ = closed.send(());
+    });
+    let _ = when_closed.await;
+}
+
 pub async fn run(config: GenConfig) -> anyhow::Result<()> {
     let bootstrap = config.kafka.bootstrap();
     let mut publisher = Publisher::new(&bootstrap, &config.kafka.topic)?;
@@ -289,9 +300,22 @@ pub async fn run(config: GenConfig) -> anyhow::Result<()> {
     let first_event = config.start_time.unwrap_or_else(Utc::now);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let stdin_closed = async {
+        match config.while_stdin_open {
+            true => stdin_closed().await,
+            false => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stdin_closed);
     tracing::info!(%bootstrap, topic = %config.kafka.topic, rate, speedup, "producing");
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stdin_closed => {
+                tracing::info!("stdin closed; stopping");
+                break;
+            }
+        }
         let event_secs = started.elapsed().as_secs_f64() * speedup;
         let finished = config.duration.is_some_and(|d| event_secs >= d);
         let event_secs = config.duration.map_or(event_secs, |d| event_secs.min(d));
