@@ -12,7 +12,7 @@ const MAX_FIELDS_BEFORE_TIME: usize = 10;
 /// One field of an access-log line: a bare word, a `[bracketed]` time or a `"quoted"` string
 /// (with `\"` escapes, as Apache and nginx write them).
 fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
-    let mut fields = Vec::with_capacity(12);
+    let mut fields: Vec<&str> = Vec::with_capacity(12);
     let bytes = line.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -20,15 +20,14 @@ fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
             b' ' | b'\t' => i += 1,
             b'"' => {
                 let start = i + 1;
-                let mut j = start;
-                while j < bytes.len() && bytes[j] != b'"' {
-                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                let after_time = fields.last().is_some_and(|f| f.starts_with('['));
+                let end = match after_time {
+                    true => request_line_end(bytes, start),
+                    false => closing_quote(bytes, start, |_| true),
                 }
-                if j >= bytes.len() {
-                    return Err(DecodeError::NotAccessLog("unterminated quote"));
-                }
-                fields.push(&line[start..j]);
-                i = j + 1;
+                .ok_or(DecodeError::NotAccessLog("unterminated quote"))?;
+                fields.push(&line[start..end]);
+                i = end + 1;
             }
             b'[' => {
                 let end = line[i..]
@@ -45,6 +44,33 @@ fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
         }
     }
     Ok(fields)
+}
+
+/// The first unescaped `"` from `start` that `closes` accepts.
+fn closing_quote(bytes: &[u8], start: usize, closes: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut j = start;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' => j += 2,
+            b'"' if closes(j) => return Some(j),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// Where the quoted request line after the time ends. Old Apache versions wrote a client's
+/// quotes unescaped (`"GET /a"b HTTP/1.0" 200 12`), so the request ends at the quote that a
+/// status follows; a line with no such quote ends at the first.
+fn request_line_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let status_follows = |quote: usize| {
+        let rest = &bytes[quote + 1..];
+        let rest = &rest[rest.iter().take_while(|b| **b == b' ').count()..];
+        rest.len() >= 3
+            && rest[..3].iter().all(u8::is_ascii_digit)
+            && rest.get(3).is_none_or(|b| *b == b' ' || *b == b'\t')
+    };
+    closing_quote(bytes, start, status_follows).or_else(|| closing_quote(bytes, start, |_| true))
 }
 
 /// Parses an Apache/Nginx access-log line: common or combined format, optionally led by a
@@ -191,6 +217,16 @@ mod tests {
                 .to_vec();
         latin1.extend_from_slice(b"\xe9\"");
         assert_eq!(decode(&latin1, arrival()).unwrap().endpoint, "/caf");
+        // Quotes from the client unescaped, as Apache before 2.0.46 wrote them (NASA's 1995
+        // logs have such lines), and an empty request line.
+        let unescaped = r#"pipe1.example.com - - [01/Aug/1995:00:12:37 -0400] "GET /apollo-13.html" HTTP/1.0" 200 1234"#;
+        let e = parse_access_line(unescaped).unwrap();
+        assert_eq!(
+            (e.endpoint.as_str(), e.status, e.bytes),
+            ("/apollo-13.html\"", 200, 1234)
+        );
+        let empty = r#"klothos.example.com - - [10/Jul/1995:16:45:50 -0400] "" 400 -"#;
+        assert_eq!(parse_access_line(empty).unwrap().method, "-");
         // key=value extras, as custom nginx formats log them.
         let kv = r#"192.0.2.6 - - [01/Jan/2026:00:00:04 +0000] "GET /q HTTP/1.1" 200 10 "-" "ua" rt=0.042 uct="0.001""#;
         assert_eq!(parse_access_line(kv).unwrap().response_time, Some(42.0));
