@@ -595,6 +595,19 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
         ])
     );
 
+    // Time travel as Delta's Spark SQL writes it: version 0 is the empty table lakepulse made.
+    let (status, answer) = sql(
+        &client,
+        &server,
+        "SELECT count(*) AS n FROM logs VERSION AS OF 0 WHERE status > 0",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (&answer["rows"], &answer["version"]),
+        (&json!([[0]]), &json!(0))
+    );
+
     // A bad query is the client's fault, said clearly.
     let (status, answer) = sql(&client, &server, "SELECT no_such_column FROM logs").await;
     assert_eq!(status, 400);

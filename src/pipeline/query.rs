@@ -11,6 +11,8 @@ use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::datafusion::sql::sqlparser::dialect::GenericDialect;
+use deltalake::datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
 use deltalake::DeltaTableError;
 use futures::TryStreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -93,12 +95,20 @@ impl QueryEngine {
     }
 
     pub async fn run(&self, request: &QueryRequest) -> Result<QueryResult, QueryError> {
-        let sql = request.query.trim().to_owned();
+        let (sql, version_in_sql) = take_version_clause(request.query.trim())?;
         if sql.is_empty() {
             return Err(QueryError::Empty);
         }
+        let version = match (request.version, version_in_sql) {
+            (Some(asked), Some(written)) if asked != written => {
+                return Err(QueryError::Sql(format!(
+                    "the query reads VERSION AS OF {written} but version {asked} was asked for"
+                )))
+            }
+            (asked, written) => written.or(asked),
+        };
         let started = Instant::now();
-        let ctx = self.session(request.version).await?;
+        let ctx = self.session(version).await?;
         let max_rows = self.max_rows;
         // Reads only: DataFusion refuses DDL (CREATE EXTERNAL TABLE, ...), DML (INSERT, COPY)
         // and statements (SET, ...) before planning anything.
@@ -148,7 +158,7 @@ impl QueryEngine {
         result.rows.truncate(self.max_rows);
         result.row_count = result.rows.len();
         result.execution_time = started.elapsed().as_secs_f64() * 1000.0;
-        result.version = request.version;
+        result.version = version;
         Ok(result)
     }
 
@@ -301,6 +311,78 @@ impl QueryResult {
     }
 }
 
+/// Takes Delta's time-travel clause, `logs VERSION AS OF n` (as Spark SQL writes it), out of
+/// the query, since DataFusion's parser does not know it: the query then reads version `n`.
+/// Every mention of the table must ask for the same version.
+fn take_version_clause(sql: &str) -> Result<(String, Option<u64>), QueryError> {
+    // A query that does not tokenize is left for DataFusion to explain.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Ok((sql.to_owned(), None));
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|i| !matches!(tokens[*i].token, Token::Whitespace(_)))
+        .collect();
+    let is_word = |i: usize, expected: &str| matches!(&tokens[i].token, Token::Word(w) if w.value.eq_ignore_ascii_case(expected));
+    let mut version = None;
+    let mut cuts = Vec::new();
+    for window in significant.windows(5) {
+        let &[table, kw_version, kw_as, kw_of, number] = window else {
+            continue;
+        };
+        let clause = is_word(table, TABLE)
+            && is_word(kw_version, "VERSION")
+            && is_word(kw_as, "AS")
+            && is_word(kw_of, "OF");
+        if !clause {
+            continue;
+        }
+        let written = match &tokens[number].token {
+            Token::Number(n, _) => n.parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            QueryError::Sql(format!(
+                "VERSION AS OF takes a table version number, not {}",
+                tokens[number].token
+            ))
+        })?;
+        if version.is_some_and(|v| v != written) {
+            return Err(QueryError::Sql(
+                "a query reads one version of the table: every VERSION AS OF must name the same"
+                    .into(),
+            ));
+        }
+        version = Some(written);
+        let end = tokens
+            .get(number + 1)
+            .map_or(sql.len(), |next| byte_at(sql, next.span.start));
+        cuts.push(byte_at(sql, tokens[table + 1].span.start)..end);
+    }
+    let mut kept = String::with_capacity(sql.len());
+    let mut from = 0;
+    for cut in cuts {
+        kept.push_str(&sql[from..cut.start]);
+        from = cut.end;
+    }
+    kept.push_str(&sql[from..]);
+    Ok((kept, version))
+}
+
+/// The byte offset of a tokenizer location (lines and columns counted from 1, in characters).
+fn byte_at(sql: &str, at: Location) -> usize {
+    let line_start: usize = sql
+        .split_inclusive('\n')
+        .take(at.line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    line_start
+        + sql[line_start..]
+            .chars()
+            .take(at.column.saturating_sub(1) as usize)
+            .map(char::len_utf8)
+            .sum::<usize>()
+}
+
 fn to_result(columns: Vec<String>, batches: &[RecordBatch]) -> Result<QueryResult, QueryError> {
     let mut writer = WriterBuilder::new()
         .with_explicit_nulls(true)
@@ -409,6 +491,19 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{fine}: {e}"));
         }
 
+        let answer = engine
+            .run(&QueryRequest::sql(
+                "SELECT count(*) FROM logs VERSION AS OF 0",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(answer.version, Some(0));
+        let error = engine
+            .run(&QueryRequest::sql("SELECT * FROM logs VERSION AS OF 7"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, QueryError::NoSuchVersion(7)), "{error}");
+
         let error = engine
             .run(&QueryRequest::sql("SELECT nope FROM logs"))
             .await
@@ -418,6 +513,44 @@ mod tests {
             engine.run(&QueryRequest::sql("  ")).await,
             Err(QueryError::Empty)
         ));
+    }
+
+    #[test]
+    fn version_as_of_is_taken_out_of_the_query() {
+        let cases = [
+            (
+                "SELECT count(*) FROM logs VERSION AS OF 3 WHERE status >= 500",
+                "SELECT count(*) FROM logs WHERE status >= 500",
+                Some(3),
+            ),
+            (
+                "select * from delta_lake.logs version as of 0",
+                "select * from delta_lake.logs",
+                Some(0),
+            ),
+            (
+                "SELECT 'café'\nFROM logs VERSION AS OF 2 AS l\nJOIN logs VERSION AS OF 2 AS r ON true",
+                "SELECT 'café'\nFROM logs AS l\nJOIN logs AS r ON true",
+                Some(2),
+            ),
+            (
+                "SELECT 'logs VERSION AS OF 9' FROM logs",
+                "SELECT 'logs VERSION AS OF 9' FROM logs",
+                None,
+            ),
+            ("SELECT 'unterminated", "SELECT 'unterminated", None),
+        ];
+        for (sql, kept, version) in cases {
+            let taken = take_version_clause(sql).unwrap();
+            assert_eq!((taken.0.as_str(), taken.1), (kept, version), "{sql}");
+        }
+        for refused in [
+            "SELECT * FROM logs VERSION AS OF 1 JOIN logs VERSION AS OF 2 ON true",
+            "SELECT * FROM logs VERSION AS OF 'yesterday'",
+            "SELECT * FROM logs VERSION AS OF -1",
+        ] {
+            assert!(take_version_clause(refused).is_err(), "{refused}");
+        }
     }
 
     #[tokio::test]
