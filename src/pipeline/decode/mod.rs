@@ -150,6 +150,19 @@ mod tests {
         }
     }
 
+    /// Each item's endpoint, or why it is not an event.
+    fn endpoints_or_reasons<'a>(items: &'a [Item]) -> Vec<Result<&'a str, &'static str>> {
+        items
+            .iter()
+            .map(|i| {
+                i.decoded
+                    .as_ref()
+                    .map(|e| e.endpoint.as_str())
+                    .map_err(|e| e.reason())
+            })
+            .collect()
+    }
+
     #[test]
     fn a_message_may_carry_a_batch_of_lines_of_either_kind() {
         let batch = concat!(
@@ -163,15 +176,7 @@ mod tests {
             r#"192.0.2.2 - - [01/Jan/2026:00:00:02 +0000] "GET /d HTTP/1.1" 200 12"#,
         );
         let items = decode_message(batch.as_bytes(), arrival());
-        let outcome: Vec<_> = items
-            .iter()
-            .map(|i| {
-                i.decoded
-                    .as_ref()
-                    .map(|e| e.endpoint.as_str())
-                    .map_err(|e| e.reason())
-            })
-            .collect();
+        let outcome = endpoints_or_reasons(&items);
         assert_eq!(
             outcome,
             [
@@ -203,15 +208,7 @@ mod tests {
             "\n]\n",
         );
         let items = decode_message(array.as_bytes(), arrival());
-        let outcome: Vec<_> = items
-            .iter()
-            .map(|i| {
-                i.decoded
-                    .as_ref()
-                    .map(|e| e.endpoint.as_str())
-                    .map_err(|e| e.reason())
-            })
-            .collect();
+        let outcome = endpoints_or_reasons(&items);
         assert_eq!(outcome, [Ok("/a"), Err("missing_field"), Ok("/c")]);
         assert_eq!(items[1].raw, br#"{"endpoint":"/b"}"#);
         for not_a_batch in [&b"[]"[..], b"[{\"endpoint\":\"/a\",", b"[\xff]"] {
