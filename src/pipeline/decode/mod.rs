@@ -87,10 +87,11 @@ pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
 
 /// The elements of a non-empty JSON array, as shippers that batch over HTTP send events.
 fn json_array_elements(value: &[u8]) -> Option<Vec<&serde_json::value::RawValue>> {
-    let text = std::str::from_utf8(value.trim_ascii()).ok()?;
-    if !text.starts_with('[') {
+    let value = value.trim_ascii();
+    if !value.starts_with(b"[") {
         return None;
     }
+    let text = std::str::from_utf8(value).ok()?;
     serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text)
         .ok()
         .filter(|elements| !elements.is_empty())
