@@ -1140,6 +1140,10 @@ fn hostile_message(i: usize, rng: &mut impl rand::Rng) -> Vec<u8> {
         )
         .into_bytes(),
         6 => br#"{"endpoint":"/no-status","level":"INFO"}"#.to_vec(),
+        // A producer whose clock is years off: set aside, or every window would follow it.
+        7 if i % 16 == 15 => {
+            br#"{"timestamp":"2099-01-01T00:00:00Z","endpoint":"/future","status":200}"#.to_vec()
+        }
         _ => format!("GET /not/a/log/line {i} \u{0}\u{7}").into_bytes(),
     }
 }
@@ -1216,6 +1220,11 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
         .filter_map(Value::as_u64)
         .sum();
     assert_eq!(malformed + 1, read, "{}", metrics["malformed"]);
+    assert!(
+        metrics["malformed"]["future_timestamp"].as_u64() >= Some((HOSTILE / 16) as u64),
+        "{}",
+        metrics["malformed"]
+    );
     assert_eq!(health["status"], "healthy");
     let letters = dead_letters(&brokers, malformed as usize).await;
     assert!(letters.iter().all(|(reason, _)| !reason.is_empty()));

@@ -180,7 +180,8 @@ pub struct GenConfig {
     /// Stop after this many events.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Event time of the first event (RFC 3339); default now.
+    /// Event time of the first event (RFC 3339); default now, or with --speedup and
+    /// --duration that much event time ago, so the run ends about now.
     #[arg(long, value_parser = parse_time)]
     pub start_time: Option<DateTime<Utc>>,
     /// Event time runs this many times faster than the wall clock (e.g. 60: an hour a minute).

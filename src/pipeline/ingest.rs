@@ -2,7 +2,7 @@
 //! to the lake; a message that does not decode is counted, logged and its offset still moves on.
 
 use crate::model::{KafkaStatus, PartitionProgress, StageState};
-use crate::pipeline::decode::{decode_message, DecodeError};
+use crate::pipeline::decode::{decode_message, within_clock, DecodeError};
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
 use chrono::{DateTime, Utc};
@@ -227,8 +227,9 @@ pub async fn run(
             .and_then(DateTime::<Utc>::from_timestamp_millis);
         let arrival = produced_at.unwrap_or_else(Utc::now);
         let mut events = Vec::new();
+        let now = Utc::now();
         for item in decode_message(value, arrival) {
-            match item.decoded {
+            match item.decoded.and_then(|event| within_clock(event, now)) {
                 Ok(event) => {
                     live.record(event.clone());
                     events.push(event);

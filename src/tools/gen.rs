@@ -5,7 +5,7 @@
 use crate::model::LogEvent;
 use crate::pipeline::config::GenConfig;
 use crate::pipeline::config::Span;
-use crate::pipeline::decode::level_for_status;
+use crate::pipeline::decode::{level_for_status, too_far_ahead};
 use crate::tools::publisher::Publisher;
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
@@ -279,6 +279,19 @@ impl Traffic {
     }
 }
 
+fn event_span(secs: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((secs * 1e3) as i64)
+}
+
+/// Now; or, when event time runs faster than the clock for a known duration, that long ago,
+/// so the run ends about now instead of ahead of every clock.
+fn first_event_by_default(config: &GenConfig) -> DateTime<Utc> {
+    match config.duration {
+        Some(secs) if config.speedup > 1.0 => Utc::now() - event_span(secs),
+        _ => Utc::now(),
+    }
+}
+
 /// Resolves once stdin reaches its end (or cannot be read).
 async fn stdin_closed() {
     let (closed, when_closed) = tokio::sync::oneshot::channel();
@@ -297,7 +310,17 @@ pub async fn run(config: GenConfig) -> anyhow::Result<()> {
     // Rate and duration are in event time, which runs `speedup` times faster than the wall clock.
     let rate = f64::from(config.rate.max(1));
     let speedup = config.speedup.max(1e-3);
-    let first_event = config.start_time.unwrap_or_else(Utc::now);
+    let first_event = config
+        .start_time
+        .unwrap_or_else(|| first_event_by_default(&config));
+    if speedup > 1.0 {
+        let last_event = config.duration.map(|d| first_event + event_span(d));
+        if last_event.is_none_or(|last| too_far_ahead(last, Utc::now())) {
+            tracing::warn!(
+                "event time will run ahead of the clock: lakepulse sets aside events more than 10 minutes ahead (give --duration, or an earlier --start-time)"
+            );
+        }
+    }
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let stdin_closed = async {

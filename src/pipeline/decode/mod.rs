@@ -24,6 +24,10 @@ pub enum DecodeError {
     InvalidField(&'static str, String),
     #[error("invalid timestamp {0:?}")]
     InvalidTimestamp(String),
+    #[error(
+        "event time {0} is more than {MAX_TIME_AHEAD_MINUTES} minutes ahead of this server's clock"
+    )]
+    FutureTimestamp(DateTime<Utc>),
     #[error("not an access-log line: {0}")]
     NotAccessLog(&'static str),
 }
@@ -38,6 +42,7 @@ impl DecodeError {
             DecodeError::MissingField(_) => "missing_field",
             DecodeError::InvalidField(..) => "invalid_field",
             DecodeError::InvalidTimestamp(_) => "invalid_timestamp",
+            DecodeError::FutureTimestamp(_) => "future_timestamp",
             DecodeError::NotAccessLog(_) => "not_access_log",
         }
     }
@@ -110,6 +115,24 @@ pub fn decode(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeEr
         // Access logs carry whatever bytes clients sent (Latin-1 user agents, binary probes):
         // the line is still a request the server answered, so odd bytes are replaced, not fatal.
         Some(_) => parse_access_line(String::from_utf8_lossy(value).trim()),
+    }
+}
+
+/// How far an event time may run ahead of lakepulse's clock: clocks of different hosts drift
+/// (Loki allows ten minutes too). Further ahead, the time is wrong, and a single such event
+/// would carry every live window into the future, away from all the others.
+const MAX_TIME_AHEAD_MINUTES: i64 = 10;
+
+/// Whether `time` is too far ahead of `now` to be true.
+pub fn too_far_ahead(time: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    time > now + chrono::TimeDelta::minutes(MAX_TIME_AHEAD_MINUTES)
+}
+
+/// The event, unless its time is too far ahead of `now` to be true.
+pub fn within_clock(event: LogEvent, now: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
+    match too_far_ahead(event.timestamp, now) {
+        true => Err(DecodeError::FutureTimestamp(event.timestamp)),
+        false => Ok(event),
     }
 }
 
@@ -195,6 +218,22 @@ mod tests {
         );
         assert_eq!(decode_message(two_lines.as_bytes(), arrival()).len(), 2);
         assert_eq!(items[2].raw, b"garbage");
+    }
+
+    #[test]
+    fn an_event_time_far_ahead_of_the_clock_is_set_aside() {
+        let event = |at: &str| {
+            decode(
+                format!(r#"{{"timestamp":"{at}","endpoint":"/","status":200}}"#).as_bytes(),
+                arrival(),
+            )
+            .unwrap()
+        };
+        // arrival() is 10:00; a few minutes of drift is normal.
+        assert!(within_clock(event("2026-11-29T10:09:00Z"), arrival()).is_ok());
+        let error = within_clock(event("2099-01-01T00:00:00Z"), arrival()).unwrap_err();
+        assert_eq!(error.reason(), "future_timestamp");
+        assert!(error.to_string().contains("2099-01-01"), "{error}");
     }
 
     #[test]
