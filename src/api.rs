@@ -57,7 +57,7 @@ pub mod http {
     use crate::app::{shell, App};
     use crate::model::QueryRequest;
     use crate::model::{
-        sse, Anomaly, Health, LogEvent, LogFilter, MetricsSnapshot, Series, Window,
+        sse, Anomaly, Health, LiveEvent, LogFilter, MetricsSnapshot, Series, Window,
     };
     use crate::pipeline::live::{Logged, SseFrame};
     use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
@@ -207,7 +207,7 @@ pub mod http {
     async fn logs(
         State(pipeline): State<Arc<Pipeline>>,
         Query(filter): Query<LogFilter>,
-    ) -> Json<Vec<LogEvent>> {
+    ) -> Json<Vec<LiveEvent>> {
         Json(pipeline.live.recent_logs(&filter))
     }
 
@@ -347,8 +347,10 @@ pub mod http {
     /// The newest events of `logs` that pass `filter` (no page shows more than
     /// [`MAX_EVENTS_PER_BATCH`] at once), as one `log` message; nothing if none passes.
     fn log_batch(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Event> {
-        let matching: Vec<&Arc<Logged>> =
-            logs.iter().filter(|l| filter.matches(&l.event)).collect();
+        let matching: Vec<&Arc<Logged>> = logs
+            .iter()
+            .filter(|l| filter.matches(&l.live.event))
+            .collect();
         let newest = &matching[matching.len().saturating_sub(MAX_EVENTS_PER_BATCH)..];
         let mut data = String::from("[");
         let mut last_seq = None;
@@ -357,7 +359,7 @@ pub mod http {
                 data.push(',');
             }
             data.push_str(&logged.json);
-            last_seq = Some(logged.seq);
+            last_seq = Some(logged.live.seq);
         }
         data.push(']');
         Some(

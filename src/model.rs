@@ -33,6 +33,15 @@ impl LogEvent {
     }
 }
 
+/// An event as the live view keeps it, numbered in the order lakepulse consumed it: a browser
+/// tells rows apart by `seq`, and a reconnecting stream resumes after the last it saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveEvent {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: LogEvent,
+}
+
 /// What counts as an error everywhere in lakepulse.
 pub const ERROR_DEFINITION: &str = "status >= 500 or level ERROR";
 
@@ -417,7 +426,7 @@ pub struct Anomaly {
 pub struct DashboardSnapshot {
     pub health: Health,
     pub metrics: MetricsSnapshot,
-    pub recent_logs: Vec<LogEvent>,
+    pub recent_logs: Vec<LiveEvent>,
     pub anomalies: Vec<Anomaly>,
 }
 

@@ -525,6 +525,12 @@ async fn events_from_two_clients_reach_metrics_sse_sql_and_a_second_delta_reader
     let logs = logs.as_array().expect("a list of events");
     assert_eq!(logs.len(), 5);
     assert!(logs.iter().all(|e| e["source"] == "python-client"));
+    // Numbered in the order consumed, newest first.
+    let numbers: Vec<u64> = logs.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(
+        numbers.len() == 5 && numbers.windows(2).all(|w| w[0] > w[1]),
+        "{numbers:?}"
+    );
 
     // SSE: the stream opens with a metrics frame that already counts everything.
     let response = client.get(server.url("/events")).send().await.expect("SSE");

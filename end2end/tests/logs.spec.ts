@@ -47,6 +47,14 @@ test('pause holds new events, resume catches up, and a click shows the full even
   await page.getByTestId('log-list').locator('button.logline').first().click();
   await expect(page.getByTestId('event-json')).toHaveCount(1);
   await expect(page.getByTestId('event-json')).toContainText('"endpoint"');
+  // Newer events arrive above it; the open event stays open, and stays the only one.
+  const opened = await page.getByTestId('event-json').innerText();
+  const top = await page.getByTestId('log-list').locator('li time').first().innerText();
+  produce(20);
+  await expect(page.getByTestId('log-list').locator('li time').first()).not.toHaveText(top, { timeout: 20_000 });
+  await expect(page.getByTestId('event-json')).toHaveCount(1);
+  await expect(page.getByTestId('event-json')).toHaveText(opened);
+  await expect(page.getByTestId('log-list').locator('button.logline').first()).toHaveAttribute('aria-expanded', 'false');
 });
 
 test('keyboard: / focuses the filter, g q opens the query page', async ({ page }) => {

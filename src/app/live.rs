@@ -1,7 +1,7 @@
 //! The browser's end of `GET /events`: SSE frames land in signals the components read.
 
 use crate::model::{
-    Anomaly, DashboardSnapshot, Health, LogEvent, LogFilter, MetricsSnapshot, StageState,
+    Anomaly, DashboardSnapshot, Health, LiveEvent, LogFilter, MetricsSnapshot, StageState,
 };
 use leptos::prelude::*;
 
@@ -12,7 +12,7 @@ pub const ANOMALIES_KEPT: usize = 50;
 pub struct LiveSignals {
     pub metrics: RwSignal<MetricsSnapshot>,
     pub health: RwSignal<Health>,
-    pub logs: RwSignal<Vec<LogEvent>>,
+    pub logs: RwSignal<Vec<LiveEvent>>,
     /// Open first, then ended, newest first (as `/api/anomalies`).
     pub anomalies: RwSignal<Vec<Anomaly>>,
     /// The state of this browser's own link to the server.
@@ -24,7 +24,7 @@ pub struct LiveSignals {
     pub held: RwSignal<u64>,
     /// The held lines, oldest first: resuming shows exactly these, each once (refetching
     /// the list instead raced the stream and showed lines twice).
-    held_logs: StoredValue<Vec<LogEvent>>,
+    held_logs: StoredValue<Vec<LiveEvent>>,
 }
 
 impl LiveSignals {
@@ -44,7 +44,7 @@ impl LiveSignals {
 
     /// Takes a batch of new log lines (oldest first): shown, newest on top, keeping
     /// `log_lines`; or held while paused.
-    fn receive(&self, batch: Vec<LogEvent>, log_lines: usize) {
+    fn receive(&self, batch: Vec<LiveEvent>, log_lines: usize) {
         if self.paused.get_untracked() {
             self.held.update(|held| *held += batch.len() as u64);
             self.held_logs.update_value(|held| {
@@ -89,7 +89,7 @@ pub fn connect(signals: LiveSignals, filter: &LogFilter, log_lines: usize) {
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::{LiveSignals, ANOMALIES_KEPT};
-    use crate::model::{sse, Anomaly, LogEvent, StageState};
+    use crate::model::{sse, Anomaly, LiveEvent, StageState};
     use leptos::prelude::*;
     use send_wrapper::SendWrapper;
     use serde::de::DeserializeOwned;
@@ -158,7 +158,7 @@ mod browser {
         listen(
             sse::LOG,
             Box::new(move |e| {
-                if let Some(batch) = parse::<Vec<LogEvent>>(&e) {
+                if let Some(batch) = parse::<Vec<LiveEvent>>(&e) {
                     signals.receive(batch, log_lines);
                 }
             }),

@@ -2,7 +2,7 @@
 //! client. Events are numbered, so a reconnecting client resumes after the last one it saw,
 //! and sent in batches, so a high event rate costs a few messages a second per client.
 
-use crate::model::{sse, Anomaly, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
+use crate::model::{sse, Anomaly, LiveEvent, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
 use crate::pipeline::anomaly::{Change, Detector};
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use chrono::Utc;
@@ -20,8 +20,7 @@ pub const DEFAULT_LOG_LIMIT: usize = 100;
 /// A consumed event as the live view keeps it: numbered, and serialized once for every client.
 #[derive(Debug)]
 pub struct Logged {
-    pub seq: u64,
-    pub event: LogEvent,
+    pub live: LiveEvent,
     pub json: String,
 }
 
@@ -84,18 +83,18 @@ impl Live {
 
     pub fn record(&self, event: LogEvent) {
         lock(&self.metrics).record(&event, Instant::now());
-        let json = match serde_json::to_string(&event) {
+        let live = LiveEvent {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            event,
+        };
+        let json = match serde_json::to_string(&live) {
             Ok(json) => json,
             Err(error) => {
                 tracing::error!(%error, "could not serialize an event for the live view");
                 return;
             }
         };
-        let logged = Arc::new(Logged {
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            event,
-            json,
-        });
+        let logged = Arc::new(Logged { live, json });
         if self.frames.receiver_count() > 0 {
             lock(&self.pending).push(logged.clone());
         }
@@ -150,14 +149,14 @@ impl Live {
     }
 
     /// Newest first.
-    pub fn recent_logs(&self, filter: &LogFilter) -> Vec<LogEvent> {
+    pub fn recent_logs(&self, filter: &LogFilter) -> Vec<LiveEvent> {
         let limit = filter.limit.unwrap_or(DEFAULT_LOG_LIMIT);
         lock(&self.recent)
             .iter()
             .rev()
-            .filter(|l| filter.matches(&l.event))
+            .filter(|l| filter.matches(&l.live.event))
             .take(limit)
-            .map(|l| l.event.clone())
+            .map(|l| l.live.clone())
             .collect()
     }
 
@@ -167,9 +166,13 @@ impl Live {
         let recent = lock(&self.recent);
         let oldest_kept = recent
             .front()
-            .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.seq);
+            .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.live.seq);
         let missed = oldest_kept.saturating_sub(seq + 1);
-        let logs = recent.iter().filter(|l| l.seq > seq).cloned().collect();
+        let logs = recent
+            .iter()
+            .filter(|l| l.live.seq > seq)
+            .cloned()
+            .collect();
         (logs, missed)
     }
 
@@ -226,7 +229,7 @@ mod tests {
             panic!("expected a log batch");
         };
         assert_eq!(
-            batch.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            batch.iter().map(|l| l.live.seq).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
         live.flush_logs();
@@ -234,12 +237,15 @@ mod tests {
 
         // The ring keeps 3: a client that saw seq 1 missed 2 and 3 for good.
         let (logs, missed) = live.logs_after(1);
-        assert_eq!(logs.iter().map(|l| l.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(
+            logs.iter().map(|l| l.live.seq).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
         assert_eq!(missed, 1);
         let (logs, missed) = live.logs_after(4);
         assert_eq!(
             logs.iter()
-                .map(|l| l.event.endpoint.as_str())
+                .map(|l| l.live.event.endpoint.as_str())
                 .collect::<Vec<_>>(),
             ["/e4"]
         );

@@ -1,65 +1,59 @@
 //! The live tail, newest first. Click a line (or press Enter on it) for its full JSON.
 
 use crate::app::format;
-use crate::model::LogEvent;
+use crate::model::LiveEvent;
 use leptos::prelude::*;
-
-/// Tells rows apart across re-renders well enough to keep one open. Rows alike in all of
-/// these (a client fetching one URL twice within a log's one-second resolution) are numbered
-/// by their order, so a click opens one of them, not all.
-fn row_key(e: &LogEvent) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        e.timestamp.timestamp_micros(),
-        e.endpoint,
-        e.ip.as_deref().unwrap_or(""),
-        e.status
-    )
-}
 
 #[component]
 pub fn LogList(
-    logs: RwSignal<Vec<LogEvent>>,
+    logs: RwSignal<Vec<LiveEvent>>,
     #[prop(default = "Live logs")] title: &'static str,
 ) -> impl IntoView {
-    let open = RwSignal::new(None::<String>);
+    // The open row, by its number: it stays open while newer rows arrive above it.
+    let open = RwSignal::new(None::<u64>);
     view! {
         <section class="panel logs" aria-label=title>
             <h2>{title}</h2>
             <Show when=move || logs.with(|l| !l.is_empty()) fallback=|| view! { <p class="empty">"No events yet."</p> }>
                 <ol class="loglines" data-testid="log-list">
-                    {move || {
-                        let mut alike = std::collections::HashMap::<String, usize>::new();
-                        logs.get()
-                            .into_iter()
-                            .map(|e| {
-                                let key = row_key(&e);
-                                let nth = alike.entry(key.clone()).or_default();
-                                *nth += 1;
-                                let key = format!("{key}#{nth}");
-                                let level = e.level.to_lowercase();
-                                let is_open = open.get().as_ref() == Some(&key);
-                                let detail = is_open.then(|| serde_json::to_string_pretty(&e).unwrap_or_default());
-                                let toggle = move |_| open.update(|o| *o = if o.as_ref() == Some(&key) { None } else { Some(key.clone()) });
-                                view! {
-                                    <li>
-                                        <button type="button" class=format!("logline {level}") aria-expanded=is_open.to_string() on:click=toggle>
-                                            <time>{e.timestamp.format("%H:%M:%S%.3f").to_string()}</time>
-                                            <span class="level">{e.level}</span>
-                                            <span class="status">{e.status}</span>
-                                            <span class="method">{e.method}</span>
-                                            <span class="endpoint">{e.endpoint}</span>
-                                            <span class="rt">{e.response_time.map(format::millis)}</span>
-                                            <span class="source">{e.source}</span>
-                                        </button>
-                                        {detail.map(|json| view! { <pre class="event-json" data-testid="event-json">{json}</pre> })}
-                                    </li>
-                                }
-                            })
-                            .collect_view()
-                    }}
+                    // Keyed by number: a batch adds its rows and drops the oldest, and the rows
+                    // already shown are left as they are.
+                    <For each=move || logs.get() key=|live| live.seq let:live>
+                        <LogLine live open />
+                    </For>
                 </ol>
             </Show>
         </section>
+    }
+}
+
+#[component]
+fn LogLine(live: LiveEvent, open: RwSignal<Option<u64>>) -> impl IntoView {
+    let LiveEvent { seq, event } = live;
+    let is_open = move || open.get() == Some(seq);
+    let toggle = move |_| open.update(|o| *o = if *o == Some(seq) { None } else { Some(seq) });
+    let level = event.level.to_lowercase();
+    let detail = {
+        let event = event.clone();
+        move || {
+            is_open().then(|| {
+                let json = serde_json::to_string_pretty(&event).unwrap_or_default();
+                view! { <pre class="event-json" data-testid="event-json">{json}</pre> }
+            })
+        }
+    };
+    view! {
+        <li>
+            <button type="button" class=format!("logline {level}") aria-expanded=move || is_open().to_string() on:click=toggle>
+                <time>{event.timestamp.format("%H:%M:%S%.3f").to_string()}</time>
+                <span class="level">{event.level}</span>
+                <span class="status">{event.status}</span>
+                <span class="method">{event.method}</span>
+                <span class="endpoint">{event.endpoint}</span>
+                <span class="rt">{event.response_time.map(format::millis)}</span>
+                <span class="source">{event.source}</span>
+            </button>
+            {detail}
+        </li>
     }
 }
