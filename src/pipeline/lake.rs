@@ -285,6 +285,15 @@ pub struct LakeSink {
     on_commit: OnCommit,
 }
 
+/// One commit's rows and the offsets it makes durable, and how its write went.
+struct Written {
+    rows: Vec<Row>,
+    next_offsets: BTreeMap<i32, i64>,
+    outcome: Result<DeltaTable, LakeError>,
+}
+
+type Writing = tokio::task::JoinHandle<Written>;
+
 impl LakeSink {
     pub fn new(
         table: DeltaTable,
@@ -305,8 +314,9 @@ impl LakeSink {
     }
 
     /// Commits at least every `interval` while events flow, and whenever `max_rows` are waiting.
-    /// A failed commit keeps its rows and is retried; while the buffer is full no more
-    /// messages are taken, so ingest waits instead of losing anything.
+    /// A commit is written on a task of its own while the next one fills, one at a time, in
+    /// order. A failed commit keeps its rows and is retried at the next interval; while the
+    /// buffer is full no more messages are taken, so ingest waits instead of losing anything.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<Consumed>,
@@ -315,25 +325,46 @@ impl LakeSink {
     ) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut writing: Option<Writing> = None;
+        let mut due = false;
+        let mut failed = false;
         loop {
             tokio::select! {
-                consumed = input.recv() => match consumed {
-                    Some(consumed) => {
-                        self.push(consumed);
-                        while self.rows.len() >= max_rows && !self.commit().await {
-                            tokio::time::sleep(interval).await;
-                        }
-                    }
-                    None => {
-                        self.commit().await;
-                        return;
-                    }
+                consumed = input.recv(), if self.rows.len() < max_rows => match consumed {
+                    Some(consumed) => self.push(consumed),
+                    None => break,
                 },
+                written = async { writing.as_mut().expect("a write in flight").await }, if writing.is_some() => {
+                    writing = None;
+                    failed = !self.finish(written);
+                }
                 _ = tick.tick() => {
-                    self.commit().await;
+                    // An interval that passes with nothing waiting asks for nothing: the
+                    // next rows wait for the next interval, as they would have anyway.
+                    due = !self.rows.is_empty();
+                    failed = false;
                 }
             }
+            // After a failure, the next try waits for the interval even with a full buffer.
+            let full = self.rows.len() >= max_rows;
+            if writing.is_none() && !self.rows.is_empty() && !failed && (due || full) {
+                writing = Some(tokio::spawn(self.write()));
+                due = false;
+            }
         }
+        // Input closed: the write in flight, then whatever is left.
+        if let Some(writing) = writing {
+            self.finish(writing.await);
+        }
+        if !self.rows.is_empty() {
+            self.commit().await;
+        }
+    }
+
+    /// Writes the waiting rows in one commit, here and now; true when it landed.
+    async fn commit(&mut self) -> bool {
+        let written = self.write().await;
+        self.finish(Ok(written))
     }
 
     fn push(&mut self, consumed: Consumed) {
@@ -350,25 +381,47 @@ impl LakeSink {
         }
     }
 
-    /// Writes the waiting rows in one Delta commit; true when nothing is left waiting.
-    async fn commit(&mut self) -> bool {
-        if self.rows.is_empty() {
-            // Offsets of undecodable messages ride along with the next commit that has rows.
-            return true;
+    /// Takes the waiting rows into a commit: the future writes them with the offsets they
+    /// bring the table to.
+    fn write(&mut self) -> impl std::future::Future<Output = Written> + Send + 'static {
+        let rows = std::mem::take(&mut self.rows);
+        let next_offsets = self.next_offsets.clone();
+        let table = self.table.clone();
+        let (group, topic) = (self.group.clone(), self.topic.clone());
+        async move {
+            let outcome = write_rows(table, &group, &topic, &rows, &next_offsets).await;
+            Written {
+                rows,
+                next_offsets,
+                outcome,
+            }
         }
-        match self.write().await {
+    }
+
+    /// Takes in how a commit went; true when it landed. A failed one's rows wait again, ahead
+    /// of those that came meanwhile.
+    fn finish(&mut self, written: Result<Written, tokio::task::JoinError>) -> bool {
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => {
+                // Only a panic in the write ends up here; its rows are gone with that task,
+                // and their offsets were never committed: the next start reads them again.
+                tracing::error!(%error, "a Delta commit task failed");
+                return false;
+            }
+        };
+        match written.outcome {
             Ok(table) => {
                 self.table = table;
-                let committed = self.rows.len() as u64;
+                let committed = written.rows.len() as u64;
                 let visible_at = Utc::now();
-                let freshness_ms = self
+                let freshness_ms = written
                     .rows
                     .iter()
                     .filter_map(|r| r.produced_at)
                     .map(|at| (visible_at - at).as_seconds_f64() * 1000.0)
                     .reduce(f64::max);
-                self.rows.clear();
-                (self.on_commit)(&self.next_offsets);
+                (self.on_commit)(&written.next_offsets);
                 let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
                 status.state = StageState::Connected;
                 status.version = self.table.version();
@@ -379,6 +432,9 @@ impl LakeSink {
                 true
             }
             Err(error) => {
+                let mut rows = written.rows;
+                rows.append(&mut self.rows);
+                self.rows = rows;
                 tracing::error!(%error, rows = self.rows.len(), "Delta commit failed; will retry");
                 let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
                 status.state = StageState::Down;
@@ -387,30 +443,31 @@ impl LakeSink {
             }
         }
     }
+}
 
-    async fn write(&self) -> Result<DeltaTable, LakeError> {
-        let batch = rows_to_batch(&self.topic, &self.rows, Utc::now().timestamp_micros())?;
-        let offsets = self
-            .next_offsets
-            .iter()
-            .map(|(&partition, &next)| {
-                Transaction::new(app_id(&self.group, &self.topic, partition), next)
-            })
-            .collect();
-        let table = self
-            .table
-            .clone()
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .with_partition_columns([PARTITION_COLUMN])
-            // Columns added in later versions of lakepulse join tables written by earlier ones.
-            .with_schema_mode(SchemaMode::Merge)
-            .with_commit_properties(
-                CommitProperties::default().with_application_transactions(offsets),
-            )
-            .await?;
-        Ok(table)
-    }
+/// Appends `rows` to the table in one commit that also records `next_offsets` as Delta
+/// `txn` actions, so the rows and the offsets they bring land together or not at all.
+async fn write_rows(
+    table: DeltaTable,
+    group: &str,
+    topic: &str,
+    rows: &[Row],
+    next_offsets: &BTreeMap<i32, i64>,
+) -> Result<DeltaTable, LakeError> {
+    let batch = rows_to_batch(topic, rows, Utc::now().timestamp_micros())?;
+    let offsets = next_offsets
+        .iter()
+        .map(|(&partition, &next)| Transaction::new(app_id(group, topic, partition), next))
+        .collect();
+    let table = table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .with_partition_columns([PARTITION_COLUMN])
+        // Columns added in later versions of lakepulse join tables written by earlier ones.
+        .with_schema_mode(SchemaMode::Merge)
+        .with_commit_properties(CommitProperties::default().with_application_transactions(offsets))
+        .await?;
+    Ok(table)
 }
 
 #[cfg(test)]
