@@ -12,9 +12,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long the runtime waits for blocking threads once everything else has stopped.
 const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
