@@ -66,7 +66,7 @@ impl EmbeddedBroker {
         })
     }
 
-    /// Stops the broker it started and waits until it is gone.
+    /// Stops the broker it started: its supervisor ends, and the process with it.
     pub async fn stop(self) {
         if let Some(supervisor) = self.supervisor {
             supervisor.stop().await;

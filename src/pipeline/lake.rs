@@ -336,6 +336,7 @@ impl LakeSink {
                 },
                 written = async { writing.as_mut().expect("a write in flight").await }, if writing.is_some() => {
                     writing = None;
+                    let Some(written) = landed_or_stop(written) else { return };
                     failed = !self.finish(written);
                 }
                 _ = tick.tick() => {
@@ -354,7 +355,10 @@ impl LakeSink {
         }
         // Input closed: the write in flight, then whatever is left.
         if let Some(writing) = writing {
-            self.finish(writing.await);
+            let Some(written) = landed_or_stop(writing.await) else {
+                return;
+            };
+            self.finish(written);
         }
         if !self.rows.is_empty() {
             self.commit().await;
@@ -364,7 +368,7 @@ impl LakeSink {
     /// Writes the waiting rows in one commit, here and now; true when it landed.
     async fn commit(&mut self) -> bool {
         let written = self.write().await;
-        self.finish(Ok(written))
+        self.finish(written)
     }
 
     fn push(&mut self, consumed: Consumed) {
@@ -400,16 +404,7 @@ impl LakeSink {
 
     /// Takes in how a commit went; true when it landed. A failed one's rows wait again, ahead
     /// of those that came meanwhile.
-    fn finish(&mut self, written: Result<Written, tokio::task::JoinError>) -> bool {
-        let written = match written {
-            Ok(written) => written,
-            Err(error) => {
-                // Only a panic in the write ends up here; its rows are gone with that task,
-                // and their offsets were never committed: the next start reads them again.
-                tracing::error!(%error, "a Delta commit task failed");
-                return false;
-            }
-        };
+    fn finish(&mut self, written: Written) -> bool {
         match written.outcome {
             Ok(table) => {
                 self.table = table;
@@ -443,6 +438,15 @@ impl LakeSink {
             }
         }
     }
+}
+
+/// The commit a write task returned; None when the task panicked. Its rows went with it, so
+/// the sink must stop: a later commit would carry the offsets past them. The next start reads
+/// them again from the table's offsets.
+fn landed_or_stop(written: Result<Written, tokio::task::JoinError>) -> Option<Written> {
+    written
+        .inspect_err(|error| tracing::error!(%error, "a Delta commit task failed; the lake stops"))
+        .ok()
 }
 
 /// Appends `rows` to the table in one commit that also records `next_offsets` as Delta
