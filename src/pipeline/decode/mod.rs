@@ -8,7 +8,7 @@ mod json;
 pub use access_log::parse_access_line;
 
 use crate::model::LogEvent;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
@@ -105,7 +105,7 @@ fn json_array_elements(value: &[u8]) -> Option<Vec<&serde_json::value::RawValue>
 /// Decodes one event. `arrival` stands in for a missing event time.
 pub fn decode(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
     let start = value.iter().position(|b| !b.is_ascii_whitespace());
-    match start.map(|i| value[i]) {
+    let event = match start.map(|i| value[i]) {
         None => Err(DecodeError::Empty),
         Some(b'{' | b'[') => {
             let text =
@@ -115,6 +115,17 @@ pub fn decode(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeEr
         // Access logs carry whatever bytes clients sent (Latin-1 user agents, binary probes):
         // the line is still a request the server answered, so odd bytes are replaced, not fatal.
         Some(_) => parse_access_line(String::from_utf8_lossy(value).trim()),
+    }?;
+    within_calendar(event)
+}
+
+/// The years an event time may have: a web server logged it after 1970, and RFC 3339, in
+/// which events are published and read back, writes four-digit years. Parsers accept more
+/// (`29/Nov/-026`, found by the fuzzer), which would not survive the round trip.
+fn within_calendar(event: LogEvent) -> Result<LogEvent, DecodeError> {
+    match (1970..=9999).contains(&event.timestamp.year()) {
+        true => Ok(event),
+        false => Err(DecodeError::InvalidTimestamp(event.timestamp.to_rfc3339())),
     }
 }
 
@@ -168,6 +179,15 @@ mod tests {
                 "invalid_timestamp",
             ),
         ];
+        let outside_the_calendar: [&[u8]; 3] = [
+            br#"{"time_local":"29/Nov/-026:09:01:42 +0100","request":"GET / HTTP/1.1","status":"200"}"#,
+            br#"{"endpoint":"/","status":200,"timestamp":"1900-01-01T00:00:00Z"}"#,
+            b"192.0.2.1 - - [01/Jan/0099:00:00:01 +0000] \"GET / HTTP/1.1\" 200 1",
+        ];
+        for input in outside_the_calendar {
+            let err = decode(input, arrival()).unwrap_err();
+            assert_eq!(err.reason(), "invalid_timestamp", "{input:?} gave {err}");
+        }
         for (input, reason) in cases {
             let err = decode(input, arrival()).unwrap_err();
             assert_eq!(err.reason(), reason, "{input:?} gave {err}");
