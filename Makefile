@@ -10,7 +10,7 @@ export LEPTOS_SITE_ROOT := $(SITE)
 BIN := $(CARGO_TARGET_DIR)/debug/lakepulse
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/lakepulse.wasm
 
-.PHONY: run test tools test-tools build site server lint unit fuzz e2e fmt clean bench
+.PHONY: run test tools test-tools build site server lint unit fuzz fuzz-hunt fuzz-targets e2e fmt clean bench
 
 ## Build and start the whole pipeline: embedded broker, demo traffic, lake, dashboard on :3000.
 run: tools build
@@ -41,7 +41,6 @@ site:
 		$(SITE)/pkg/lakepulse_bg.wasm -o $(SITE)/pkg/lakepulse_bg.wasm
 	cp style/main.css $(SITE)/pkg/lakepulse.css
 	cp -r public/. $(SITE)/
-	cp web/node_modules/echarts/dist/echarts.min.js $(SITE)/
 
 lint:
 	cargo fmt --check
@@ -52,18 +51,27 @@ lint:
 unit:
 	cargo test --features ssr
 
-## Every fuzz target for FUZZ_SECONDS each (briefly in `make test`; longer by hand, e.g.
-## `make fuzz FUZZ_SECONDS=3600 FUZZ_SEED=0`). Inputs that crash land in fuzz/artifacts/.
-FUZZ_SECONDS ?= 20
-# A fixed seed: `make test` explores the same inputs every run, so it fails on a change, not on
-# luck; 0 lets libFuzzer pick one, for the long runs that go looking.
-FUZZ_SEED ?= 1
+## Every fuzz target for FUZZ_RUNS inputs each from a fixed seed: `make test` tries the same
+## inputs on every machine, however loaded, so it fails on a change and not on luck.
+## `make fuzz-hunt` goes looking instead: FUZZ_SECONDS per target from a random seed.
+## Inputs that crash land in fuzz/artifacts/.
+FUZZ_RUNS ?= 500000
+FUZZ_SECONDS ?= 600
+# The runs in `make test` start from the seeds alone (a corpus left by earlier runs would
+# change what they try); the hunt keeps its corpus in fuzz/corpus.
 fuzz:
+	rm -rf fuzz/corpus-test
+	$(MAKE) fuzz-targets FUZZ_CORPUS=corpus-test FUZZ_BOUND=-runs=$(FUZZ_RUNS) FUZZ_SEED=1
+
+fuzz-hunt:
+	$(MAKE) fuzz-targets FUZZ_CORPUS=corpus FUZZ_BOUND=-max_total_time=$(FUZZ_SECONDS) FUZZ_SEED=0
+
+fuzz-targets:
 	# cargo fuzz passes nightly-only flags (the sanitizer); the machine's toolchain is stable.
 	cd fuzz && for target in $$(cargo fuzz list); do \
-		mkdir -p corpus/$$target && \
-		RUSTC_BOOTSTRAP=1 cargo fuzz run $$target corpus/$$target seeds/$$target -- \
-			-max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -print_final_stats=0 || exit 1; \
+		mkdir -p $(FUZZ_CORPUS)/$$target && \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$target $(FUZZ_CORPUS)/$$target seeds/$$target -- \
+			$(FUZZ_BOUND) -seed=$(FUZZ_SEED) -print_final_stats=0 || exit 1; \
 	done
 
 e2e:
@@ -84,5 +92,5 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf fuzz/corpus fuzz/artifacts
+	rm -rf fuzz/corpus fuzz/corpus-test fuzz/artifacts
 	rm -rf $(SITE)

@@ -9,133 +9,47 @@
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use lakepulse::pipeline::broker;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/integration/harness.rs"]
+mod harness;
+
+use harness::{free_port, start_tansu, Server};
 
 const LAKEPULSE: &str = env!("CARGO_BIN_EXE_lakepulse");
 /// How long each measured run produces events.
 const RUN: Duration = Duration::from_secs(15);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// lakepulse as `make run` starts it (the default commit interval), quiet but for warnings.
+async fn start(env: &[(&str, &str)]) -> Server {
+    let mut settings = vec![("RUST_LOG", "warn"), ("COMMIT_INTERVAL_MS", "1000")];
+    settings.extend_from_slice(env);
+    Server::ready(&settings).await.0
 }
 
-struct Lakepulse {
-    child: Child,
-    port: u16,
-    broker_port: u16,
-    _data: tempfile::TempDir,
+/// Rows in the Delta table, as the server reports them.
+async fn rows_committed(http: &reqwest::Client, server: &Server) -> u64 {
+    harness::get_json(http, &server.url("/health"))
+        .await
+        .and_then(|h| h["lake"]["rowsCommitted"].as_u64())
+        .unwrap_or(0)
 }
 
-impl Lakepulse {
-    async fn start(http: &reqwest::Client, env: &[(&str, &str)]) -> Lakepulse {
-        let data = tempfile::tempdir().expect("data dir");
-        let (port, broker_port) = (free_port(), free_port());
-        let child = Command::new(LAKEPULSE)
-            .arg("serve")
-            .env("PORT", port.to_string())
-            .env("EMBEDDED_BROKER_PORT", broker_port.to_string())
-            .env("DATA_DIR", data.path())
-            .env("DEMO", "0")
-            .env("RUST_LOG", "warn")
-            .env_remove("KAFKA_BROKERS")
-            .env_remove("DELTA_LAKE_PATH")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start lakepulse");
-        let server = Lakepulse {
-            child,
-            port,
-            broker_port,
-            _data: data,
-        };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while server.health(http).await.is_none() {
-            assert!(Instant::now() < deadline, "lakepulse did not come up");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        server
-    }
-
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.broker_port)
-    }
-
-    /// Rows in the Delta table, as the server reports them.
-    async fn rows_committed(&self, http: &reqwest::Client) -> u64 {
-        self.health(http)
-            .await
-            .and_then(|h| h["lake"]["rowsCommitted"].as_u64())
-            .unwrap_or(0)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    async fn health(&self, http: &reqwest::Client) -> Option<Value> {
-        http.get(self.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    }
-
-    /// Produces `rate` events/s for `RUN` with `lakepulse gen`, as a separate process.
-    fn generate(&self, rate: u64) -> Child {
-        Command::new(LAKEPULSE)
-            .args(["gen", "--steady", "--rate", &rate.to_string()])
-            .args(["--duration", &RUN.as_secs().to_string()])
-            .env("KAFKA_BROKERS", self.brokers())
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("start gen")
-    }
-
-    /// The server process's CPU time so far (user + system), from /proc.
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ticks: Vec<f64> = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|t| t.parse().ok())
-            .collect();
-        ticks.iter().sum::<f64>() / 100.0
-    }
-
-    fn rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    }
-}
-
-impl Drop for Lakepulse {
-    fn drop(&mut self) {
-        // SIGTERM: lakepulse stops its embedded broker on the way out.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
+/// Produces `rate` events/s for `RUN` with `lakepulse gen`, as a separate process.
+fn generate(server: &Server, rate: u64) -> Child {
+    Command::new(LAKEPULSE)
+        .args(["gen", "--steady", "--rate", &rate.to_string()])
+        .args(["--duration", &RUN.as_secs().to_string()])
+        .env("KAFKA_BROKERS", server.brokers())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start gen")
 }
 
 fn histogram() -> Histogram<u64> {
@@ -196,20 +110,15 @@ async fn read_events(
 }
 
 /// The newest event time SQL sees, in microseconds.
-async fn newest_in_sql(http: &reqwest::Client, server: &Lakepulse) -> Option<i64> {
-    let answer: Value = http
-        .post(server.url("/api/query"))
-        .json(&json!({ "query": "SELECT arrow_cast(max(timestamp), 'Int64') FROM logs" }))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    answer["rows"][0][0].as_i64()
+async fn newest_in_sql(http: &reqwest::Client, server: &Server) -> Option<i64> {
+    let newest = "SELECT arrow_cast(max(timestamp), 'Int64') FROM logs";
+    harness::first_row(http, &server.url("/api/query"), newest)
+        .await?
+        .first()?
+        .as_i64()
 }
 
-async fn page(http: &reqwest::Client, server: &Lakepulse) {
+async fn page(http: &reqwest::Client, server: &Server) {
     let mut ttfb = histogram();
     for i in 0..220 {
         let started = Instant::now();
@@ -260,7 +169,7 @@ async fn page(http: &reqwest::Client, server: &Lakepulse) {
     }
 }
 
-async fn latency(http: &reqwest::Client, server: &Lakepulse, rate: u64) {
+async fn latency(http: &reqwest::Client, server: &Server, rate: u64) {
     let sse = Arc::new(Mutex::new(histogram()));
     let delivered = Arc::new(AtomicU64::new(0));
     let response = http.get(server.url("/events")).send().await.expect("SSE");
@@ -269,7 +178,7 @@ async fn latency(http: &reqwest::Client, server: &Lakepulse, rate: u64) {
     let mut sql = histogram();
     let mut visible = newest_in_sql(http, server).await.unwrap_or(now_micros());
     let step = 1_000_000 / rate as i64;
-    let mut gen = server.generate(rate);
+    let mut gen = generate(server, rate);
     let started = Instant::now();
     // Poll until the last event is visible; each newly visible event waited from its own
     // timestamp (gen spaces them evenly) to this poll.
@@ -308,7 +217,7 @@ async fn latency(http: &reqwest::Client, server: &Lakepulse, rate: u64) {
     );
 }
 
-async fn fan_out(http: &reqwest::Client, server: &Lakepulse, clients: u64) {
+async fn fan_out(http: &reqwest::Client, server: &Server, clients: u64) {
     const SAMPLED: u64 = 50;
     let latencies = Arc::new(Mutex::new(histogram()));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -323,8 +232,7 @@ async fn fan_out(http: &reqwest::Client, server: &Lakepulse, clients: u64) {
         )));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while server
-        .health(http)
+    while harness::get_json(http, &server.url("/health"))
         .await
         .is_none_or(|h| h["sseClients"].as_u64() < Some(clients))
     {
@@ -336,7 +244,7 @@ async fn fan_out(http: &reqwest::Client, server: &Lakepulse, clients: u64) {
     }
     let (cpu_before, started) = (server.cpu_seconds(), Instant::now());
     let mut rss_peak: f64 = server.rss_mib();
-    let mut gen = server.generate(1_000);
+    let mut gen = generate(server, 1_000);
     while gen.try_wait().expect("gen").is_none() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rss_peak = rss_peak.max(server.rss_mib());
@@ -358,8 +266,7 @@ async fn fan_out(http: &reqwest::Client, server: &Lakepulse, clients: u64) {
     );
     // Wait for the server to see them all gone before the next run.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while server
-        .health(http)
+    while harness::get_json(http, &server.url("/health"))
         .await
         .is_none_or(|h| h["sseClients"].as_u64() != Some(0))
         && Instant::now() < deadline
@@ -407,16 +314,8 @@ fn bare_consume(brokers: &str, expected: u64) -> Duration {
 struct MemoryBroker(Child);
 
 impl MemoryBroker {
-    async fn start(port: u16) -> MemoryBroker {
-        let listener = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu on PATH (make tools installs it)");
+    async fn start(port: u16, dir: &Path) -> MemoryBroker {
+        let child = start_tansu(port, dir, "memory://tansu/");
         let brokers = format!("127.0.0.1:{port}");
         broker::wait_until_reachable(&brokers, Duration::from_secs(30))
             .await
@@ -439,7 +338,8 @@ async fn ingest(http: &reqwest::Client) {
     const EVENTS: u64 = 2_000_000;
     let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
-    let _broker = MemoryBroker::start(port).await;
+    let broker_dir = tempfile::tempdir().expect("broker dir");
+    let _broker = MemoryBroker::start(port, broker_dir.path()).await;
     let started = Instant::now();
     let filled = Command::new(LAKEPULSE)
         .args([
@@ -474,8 +374,8 @@ async fn ingest(http: &reqwest::Client) {
     // lakepulse on the same topic with an empty lake: decode, live metrics and Delta commits,
     // from process start to the last row committed.
     let started = Instant::now();
-    let server = Lakepulse::start(http, &[("KAFKA_BROKERS", &brokers)]).await;
-    while server.rows_committed(http).await < EVENTS {
+    let server = start(&[("KAFKA_BROKERS", &brokers)]).await;
+    while rows_committed(http, &server).await < EVENTS {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ours = started.elapsed().as_secs_f64();
@@ -491,7 +391,7 @@ async fn main() {
     rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
     let http = reqwest::Client::new();
     ingest(&http).await;
-    let server = Lakepulse::start(&http, &[]).await;
+    let server = start(&[]).await;
     page(&http, &server).await;
     for rate in [1_000, 10_000, 50_000] {
         latency(&http, &server, rate).await;

@@ -7,7 +7,7 @@
 //! No compaction runs on it, so its Parquet files hold each row exactly once for Spark.
 
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
-use lakepulse::model::{LakeStatus, QueryRequest};
+use lakepulse::model::QueryRequest;
 use lakepulse::pipeline::lake::{self, Consumed, LakeSink};
 use lakepulse::pipeline::query::QueryEngine;
 use lakepulse::tools::gen::Traffic;
@@ -55,7 +55,7 @@ async fn write_table(path: &Path, rows: u64) {
     std::fs::create_dir_all(path).expect("table dir");
     let url = lake::table_url(path).expect("table url");
     let table = lake::open_or_create(&url).await.expect("table");
-    let status = Arc::new(RwLock::new(lake::initial_status(&url, &table)));
+    let status = Arc::new(RwLock::new(lake::LakeProgress::opened(table.version())));
     let sink = LakeSink::new(table, "bench", "web-logs", status.clone(), |_| {});
     let (input, output) = tokio::sync::mpsc::channel(10_000);
     let writer = tokio::spawn(sink.run(output, Duration::from_secs(3600), 500_000));
@@ -74,7 +74,7 @@ async fn write_table(path: &Path, rows: u64) {
     }
     drop(input);
     writer.await.expect("the sink finished");
-    let LakeStatus { rows_committed, .. } = status.read().unwrap().clone();
+    let rows_committed = status.read().unwrap().rows_committed;
     assert_eq!(rows_committed, rows, "every row committed");
 }
 

@@ -58,6 +58,8 @@ if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modu
   say "installing ECharts and binaryen's wasm-opt (npm)"
   (cd web && npm ci --no-audit --no-fund)
 fi
+# Served from the site root like public/'s other files, for the Makefile and cargo-leptos alike.
+cp -u web/node_modules/echarts/dist/echarts.min.js public/
 
 if [ "$what" = bench ]; then
   if ! command -v goaccess >/dev/null || ! command -v java >/dev/null; then

@@ -1,12 +1,13 @@
 //! lakepulse: Kafka web-request events → live dashboard (SSE), Delta Lake table, DataFusion SQL.
 #![recursion_limit = "256"]
 
-#[cfg(feature = "ssr")]
-pub mod access;
-pub mod api;
 pub mod app;
+#[cfg(feature = "ssr")]
+pub mod cli;
 pub mod model;
 pub mod pipeline;
+#[cfg(feature = "ssr")]
+pub mod server;
 #[cfg(feature = "ssr")]
 pub mod tools;
 

@@ -1,9 +1,11 @@
+//! The binary: parses the command line, then serves or runs a tool.
+
 use anyhow::Context;
 use clap::Parser;
-use lakepulse::access::AccessToken;
-use lakepulse::api::http::{router, AppState};
-use lakepulse::pipeline::config::{Cli, Command, ServeConfig};
+use lakepulse::cli::{Cli, Command, ServeArgs};
 use lakepulse::pipeline::Pipeline;
+use lakepulse::server::access::AccessToken;
+use lakepulse::server::{router, AppState};
 use lakepulse::tools;
 use leptos::prelude::LeptosOptions;
 use std::future::IntoFuture;
@@ -48,14 +50,14 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     // Every SSE client holds a socket: the default soft limit (often 1024) would cap the
     // dashboards one server can feed far below what it handles.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
     }
-    let pipeline = Pipeline::start(&config)
+    let pipeline = Pipeline::start(&config.pipeline())
         .await
         .context("starting the pipeline")?;
     let health = pipeline.health();

@@ -430,6 +430,24 @@ pub struct DashboardSnapshot {
     pub anomalies: Vec<Anomaly>,
 }
 
+/// What the log explorer needs for its first paint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogsSnapshot {
+    /// Where the pipeline stands.
+    pub health: Health,
+    /// The recent events the page's filter selects, newest first.
+    pub logs: Vec<LiveEvent>,
+}
+
+/// What the anomalies page needs for its first paint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomaliesSnapshot {
+    /// Where the pipeline stands.
+    pub health: Health,
+    /// Open ones first, then ended ones, newest first.
+    pub anomalies: Vec<Anomaly>,
+}
+
 /// The SSE event names of `GET /events`; each payload is the JSON of the matching type, but
 /// `log`, which carries an array of events (batched every 100 ms) and the `id` of the last.
 pub mod sse {
@@ -482,6 +500,22 @@ impl LogFilter {
             && text
             && self.from.is_none_or(|from| event.timestamp >= from)
             && self.to.is_none_or(|to| event.timestamp <= to)
+    }
+
+    /// Whether every event passes: no filter set (blank ones count as unset).
+    pub fn passes_everything(&self) -> bool {
+        let blank = |filter: &Option<String>| filter.as_deref().is_none_or(|w| w.trim().is_empty());
+        [
+            &self.level,
+            &self.source,
+            &self.endpoint,
+            &self.status,
+            &self.q,
+        ]
+        .into_iter()
+        .all(blank)
+            && self.from.is_none()
+            && self.to.is_none()
     }
 
     /// The filter as URL query parameters (empty ones left out), as `/logs` and `/events` take them.

@@ -1,8 +1,6 @@
 //! The browser's end of `GET /events`: SSE frames land in signals the components read.
 
-use crate::model::{
-    Anomaly, DashboardSnapshot, Health, LiveEvent, LogFilter, MetricsSnapshot, StageState,
-};
+use crate::model::{Anomaly, Health, LiveEvent, LogFilter, MetricsSnapshot, StageState};
 use leptos::prelude::*;
 
 /// How many anomalies a page keeps.
@@ -28,18 +26,38 @@ pub struct LiveSignals {
 }
 
 impl LiveSignals {
-    pub fn new(snapshot: DashboardSnapshot) -> Self {
+    /// Signals for a page whose first paint showed `health`; what else it showed comes in
+    /// with the `with_` methods, and the stream fills in the rest.
+    pub fn new(health: Health) -> Self {
         LiveSignals {
-            metrics: RwSignal::new(snapshot.metrics),
-            health: RwSignal::new(snapshot.health),
-            logs: RwSignal::new(snapshot.recent_logs),
-            anomalies: RwSignal::new(snapshot.anomalies),
+            metrics: RwSignal::new(MetricsSnapshot::default()),
+            health: RwSignal::new(health),
+            logs: RwSignal::new(Vec::new()),
+            anomalies: RwSignal::new(Vec::new()),
             link: RwSignal::new(StageState::Connecting),
             reconnected: RwSignal::new(None),
             paused: RwSignal::new(false),
             held: RwSignal::new(0),
             held_logs: StoredValue::new(Vec::new()),
         }
+    }
+
+    /// The metrics of the first paint.
+    pub fn with_metrics(self, metrics: MetricsSnapshot) -> Self {
+        self.metrics.set(metrics);
+        self
+    }
+
+    /// The log lines of the first paint, newest first.
+    pub fn with_logs(self, logs: Vec<LiveEvent>) -> Self {
+        self.logs.set(logs);
+        self
+    }
+
+    /// The anomalies of the first paint.
+    pub fn with_anomalies(self, anomalies: Vec<Anomaly>) -> Self {
+        self.anomalies.set(anomalies);
+        self
     }
 
     /// Takes a batch of new log lines (oldest first): shown, newest on top, keeping
@@ -74,10 +92,14 @@ impl LiveSignals {
     }
 }
 
-/// Opens `GET /events` with `filter`'s log filters once the page is live in a browser, keeping
-/// the newest `log_lines` events; on the server it does nothing.
-pub fn connect(signals: LiveSignals, filter: &LogFilter, log_lines: usize) {
-    let url = format!("/events?{}", filter.to_query());
+/// Opens `GET /events` once the page is live in a browser, with `logs`' filters and keeping
+/// the newest `log_lines` events, or with no log lines at all for a page that shows none; on
+/// the server it does nothing.
+pub fn connect(signals: LiveSignals, logs: Option<&LogFilter>, log_lines: usize) {
+    let url = match logs {
+        Some(filter) => format!("/events?{}", filter.to_query()),
+        None => "/events?logs=false".to_owned(),
+    };
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         browser::open(signals, &url, log_lines);

@@ -4,6 +4,7 @@ pub mod components;
 pub mod format;
 pub mod live;
 pub mod pages;
+pub mod server_fns;
 pub mod shortcuts;
 pub mod sql_highlight;
 
@@ -12,6 +13,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment};
 
+/// The HTML document every page renders into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -33,6 +35,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The app: top bar, router and pages.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();

@@ -1,7 +1,7 @@
 //! Ingest: the Kafka consumer. Every message is decoded once and handed to the live view and
 //! to the lake; a message that does not decode is counted, logged and its offset still moves on.
 
-use crate::model::{KafkaStatus, PartitionProgress, StageState};
+use crate::model::{PartitionProgress, StageState};
 use crate::pipeline::decode::{decode_message, within_clock, DecodeError};
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
@@ -262,13 +262,96 @@ pub async fn run(
     tracing::error!("the Kafka message stream ended; ingest stops");
 }
 
+/// What ingest last learned of its link to Kafka; the health view is built from this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaLink {
+    /// Up, partly up, or down, and why.
+    pub state: LinkState,
+    /// Where ingest stands in each partition, as of the last probe.
+    pub partitions: Vec<PartitionProgress>,
+}
+
+impl KafkaLink {
+    /// Just assigned `partitions` partitions, not probed yet.
+    pub fn assigned(partitions: usize) -> Self {
+        KafkaLink {
+            state: LinkState::Connected { partitions },
+            partitions: Vec::new(),
+        }
+    }
+
+    /// Sum of the partitions' lag, where known.
+    pub fn lag(&self) -> Option<i64> {
+        self.partitions.iter().map(|p| p.lag).sum()
+    }
+}
+
+/// The state of the link to Kafka, with its reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkState {
+    /// Every partition of the topic has a leader.
+    Connected {
+        /// Partitions of the topic.
+        partitions: usize,
+    },
+    /// Some partitions have no leader: their events wait.
+    Leaderless {
+        /// Partitions without a leader.
+        leaderless: usize,
+        /// Partitions of the topic.
+        partitions: usize,
+    },
+    /// The broker did not answer the probe.
+    Unreachable {
+        /// What the probe got.
+        error: String,
+    },
+    /// Metadata answers, but every fetch has failed for a while: nothing arrives.
+    FetchFailing {
+        /// How long nothing has been read.
+        for_secs: u64,
+        /// The latest fetch error.
+        error: String,
+    },
+}
+
+impl LinkState {
+    /// The traffic light for this state.
+    pub fn stage_state(&self) -> StageState {
+        match self {
+            LinkState::Connected { .. } => StageState::Connected,
+            LinkState::Leaderless { .. } => StageState::Partial,
+            LinkState::Unreachable { .. } | LinkState::FetchFailing { .. } => StageState::Down,
+        }
+    }
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkState::Connected { partitions } => write!(f, "{partitions} partitions"),
+            LinkState::Leaderless {
+                leaderless,
+                partitions,
+            } => write!(f, "{leaderless} of {partitions} partitions have no leader"),
+            LinkState::Unreachable { error } => write!(f, "{error}"),
+            LinkState::FetchFailing { for_secs, error } => {
+                write!(
+                    f,
+                    "nothing read for {for_secs} s, every fetch failing: {error}"
+                )
+            }
+        }
+    }
+}
+
 /// Asks the broker, every few seconds, for the topic's partitions (with their leaders) and
 /// their high watermarks, and compares them with where ingest stands; a broker that answers
 /// this while every fetch fails is reported down all the same.
 pub async fn watch_connection(
     consumer: Arc<StreamConsumer>,
     topic: String,
-    status: Arc<RwLock<KafkaStatus>>,
+    link: Arc<RwLock<KafkaLink>>,
     failures: Arc<ConsumeFailures>,
 ) {
     loop {
@@ -276,39 +359,38 @@ pub async fn watch_connection(
         let name = topic.clone();
         let probe = tokio::task::spawn_blocking(move || progress(&client, &name)).await;
         {
-            let mut status = status.write().unwrap_or_else(|e| e.into_inner());
+            let mut link = link.write().unwrap_or_else(|e| e.into_inner());
             match probe {
                 Ok(Ok(partitions)) => {
-                    let unavailable = partitions.iter().filter(|p| !p.available).count();
-                    status.lag = partitions.iter().map(|p| p.lag).sum();
-                    (status.state, status.detail) = match unavailable {
-                        0 => (
-                            StageState::Connected,
-                            format!("{} partitions", partitions.len()),
-                        ),
-                        n => (
-                            StageState::Partial,
-                            format!("{n} of {} partitions have no leader", partitions.len()),
-                        ),
+                    let leaderless = partitions.iter().filter(|p| !p.available).count();
+                    link.state = match leaderless {
+                        0 => LinkState::Connected {
+                            partitions: partitions.len(),
+                        },
+                        leaderless => LinkState::Leaderless {
+                            leaderless,
+                            partitions: partitions.len(),
+                        },
                     };
-                    status.partitions = partitions;
+                    link.partitions = partitions;
                 }
                 Ok(Err(error)) => {
-                    status.state = StageState::Down;
-                    status.detail = error.to_string();
+                    link.state = LinkState::Unreachable {
+                        error: error.to_string(),
+                    }
                 }
                 Err(error) => {
-                    status.state = StageState::Down;
-                    status.detail = error.to_string();
+                    link.state = LinkState::Unreachable {
+                        error: error.to_string(),
+                    }
                 }
             }
             // Whatever metadata says, nothing arriving is what a user needs to know.
             if let Some((failing_for, error)) = failures.ongoing() {
-                status.state = StageState::Down;
-                status.detail = format!(
-                    "nothing read for {} s, every fetch failing: {error}",
-                    failing_for.as_secs()
-                );
+                link.state = LinkState::FetchFailing {
+                    for_secs: failing_for.as_secs(),
+                    error,
+                };
             }
         }
         tokio::time::sleep(Duration::from_secs(3)).await;

@@ -9,13 +9,17 @@ use chrono::Utc;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// Frames a slow SSE client may fall behind before it skips ahead.
 const BROADCAST_CAPACITY: usize = 1024;
 pub const DEFAULT_LOG_LIMIT: usize = 100;
+
+/// Events one `log` message carries at most: at 50 000 events/s a browser still gets a
+/// screenful ten times a second, not the firehose.
+const MAX_EVENTS_PER_BATCH: usize = 500;
 
 /// A consumed event as the live view keeps it: numbered, and serialized once for every client.
 #[derive(Debug)]
@@ -30,7 +34,66 @@ pub enum SseFrame {
     /// A named JSON payload (metrics, health, anomalies).
     Json { event: &'static str, data: Arc<str> },
     /// The events since the last batch; each client sends the ones its filter wants.
-    Logs(Arc<Vec<Arc<Logged>>>),
+    Logs(Arc<LogBatch>),
+}
+
+/// The data of one `log` message: the newest events (at most [`MAX_EVENTS_PER_BATCH`]) as a
+/// JSON array, and the number of the last.
+pub type LogsJson = (Arc<str>, u64);
+
+/// One batch of events for every SSE client. Most clients filter nothing: their message is
+/// rendered once for all of them (with ten thousand clients, rendering it for each one
+/// starved them all).
+#[derive(Debug)]
+pub struct LogBatch {
+    logs: Vec<Arc<Logged>>,
+    for_everyone: OnceLock<Option<LogsJson>>,
+}
+
+impl LogBatch {
+    fn new(logs: Vec<Arc<Logged>>) -> Self {
+        LogBatch {
+            logs,
+            for_everyone: OnceLock::new(),
+        }
+    }
+
+    /// The events, oldest first.
+    pub fn logs(&self) -> &[Arc<Logged>] {
+        &self.logs
+    }
+
+    /// The `log` message for a client with `filter`; None when no event passes it.
+    pub fn json_for(&self, filter: &LogFilter) -> Option<LogsJson> {
+        match filter.passes_everything() {
+            true => self
+                .for_everyone
+                .get_or_init(|| logs_json(&self.logs, filter))
+                .clone(),
+            false => logs_json(&self.logs, filter),
+        }
+    }
+}
+
+/// The newest events of `logs` that pass `filter`, as one `log` message's data.
+pub fn logs_json(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<LogsJson> {
+    let matching: Vec<&Arc<Logged>> = logs
+        .iter()
+        .filter(|l| filter.matches(&l.live.event))
+        .collect();
+    let newest = &matching[matching.len().saturating_sub(MAX_EVENTS_PER_BATCH)..];
+    let last_seq = newest.last()?.live.seq;
+    let mut data =
+        String::with_capacity(newest.iter().map(|l| l.json.len() + 1).sum::<usize>() + 1);
+    data.push('[');
+    for (i, logged) in newest.iter().enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        data.push_str(&logged.json);
+    }
+    data.push(']');
+    Some((data.into(), last_seq))
 }
 
 pub struct Live {
@@ -109,7 +172,9 @@ impl Live {
     pub fn flush_logs(&self) {
         let batch = std::mem::take(&mut *lock(&self.pending));
         if !batch.is_empty() {
-            let _ = self.frames.send(SseFrame::Logs(Arc::new(batch)));
+            let _ = self
+                .frames
+                .send(SseFrame::Logs(Arc::new(LogBatch::new(batch))));
         }
     }
 
@@ -167,7 +232,7 @@ impl Live {
         let oldest_kept = recent
             .front()
             .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.live.seq);
-        let missed = oldest_kept.saturating_sub(seq + 1);
+        let missed = oldest_kept.saturating_sub(seq.saturating_add(1));
         let logs = recent
             .iter()
             .filter(|l| l.live.seq > seq)
@@ -229,7 +294,7 @@ mod tests {
             panic!("expected a log batch");
         };
         assert_eq!(
-            batch.iter().map(|l| l.live.seq).collect::<Vec<_>>(),
+            batch.logs().iter().map(|l| l.live.seq).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
         live.flush_logs();

@@ -79,7 +79,8 @@ impl Totals {
     fn add(&mut self, event: &LogEvent) {
         self.requests += 1;
         self.errors += u64::from(event.is_error());
-        self.bytes += event.bytes;
+        // A producer may say any u64: the total sticks at the top rather than wrap or panic.
+        self.bytes = self.bytes.saturating_add(event.bytes);
         self.status_classes[status_class(event.status)] += 1;
         if let Some(ms) = event.response_time {
             self.timed += 1;
@@ -91,7 +92,7 @@ impl Totals {
     fn merge(&mut self, other: &Totals) {
         self.requests += other.requests;
         self.errors += other.errors;
-        self.bytes += other.bytes;
+        self.bytes = self.bytes.saturating_add(other.bytes);
         for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
             *mine += theirs;
         }
@@ -485,8 +486,9 @@ impl LiveMetrics {
         step_secs: i64,
         now: Instant,
     ) -> Series {
-        let step = (step_secs.max(BUCKET_SECS) / BUCKET_SECS) * BUCKET_SECS;
         let length = window.seconds().unwrap_or(HORIZON_SECS);
+        // Whole buckets, and no longer than the window: any step a client asks for is safe.
+        let step = (step_secs.clamp(BUCKET_SECS, length) / BUCKET_SECS) * BUCKET_SECS;
         let mut points = Vec::new();
         if let Some(end) = self.event_time_secs(now) {
             let last = (end.floor() as i64).div_euclid(step) * step;
@@ -788,6 +790,31 @@ mod tests {
             later.iter().map(|b| b.start - T0).collect::<Vec<_>>(),
             [30, 40, 50, 60]
         );
+    }
+
+    #[test]
+    fn the_largest_values_a_producer_may_send_neither_panic_nor_wrap() {
+        let mut m = LiveMetrics::default();
+        let now = Instant::now();
+        let huge = |at: f64| {
+            let mut e = event(at, 200, 1.0, "/big", "s");
+            e.bytes = u64::MAX;
+            e
+        };
+        // Two in one bucket, a third in the next: bucket totals and their merges both add.
+        for at in [T0 as f64, T0 as f64 + 1.0, T0 as f64 + 11.0] {
+            m.record(&huge(at), now);
+        }
+        let s = m.snapshot(now, Utc::now(), Window::Minute);
+        assert_eq!(s.total_requests, 3);
+        assert!(
+            s.windows.iter().all(|w| w.bytes == u64::MAX),
+            "{:?}",
+            s.windows
+        );
+        let series = m.series(SeriesMetric::Bytes, Window::Minute, i64::MAX, now);
+        assert_eq!(series.step_secs, 60, "a step past the window is the window");
+        assert!(series.points.iter().all(|p| p.v.is_none_or(f64::is_finite)));
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub mod metrics;
 #[cfg(feature = "ssr")]
 pub mod query;
 #[cfg(feature = "ssr")]
+mod task;
+#[cfg(feature = "ssr")]
 mod wiring;
 
 #[cfg(feature = "ssr")]
-pub(crate) use wiring::AbortOnDrop;
+pub(crate) use task::AbortOnDrop;
 #[cfg(feature = "ssr")]
-pub use wiring::{Pipeline, PipelineError};
+pub use wiring::{Pipeline, PipelineError, Subscription};

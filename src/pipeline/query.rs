@@ -18,35 +18,74 @@ use futures::TryStreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 use url::Url;
+
+/// The threads queries run on, apart from the server's. A query is CPU-bound and yields
+/// seldom: on the server's own threads one runaway query held `/health` for its whole time
+/// limit (3.2 s under a 3 s limit), and stalled ingest and the live stream with it. Here it
+/// holds only query threads, while the threads that answer HTTP, ingest events and fire the
+/// query's time limit go on. Never dropped: it lives as long as the process.
+fn query_runtime() -> &'static tokio::runtime::Runtime {
+    static QUERY_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("lakepulse-query")
+            .enable_all()
+            .build()
+            .expect("starting the query threads")
+    });
+    &QUERY_RUNTIME
+}
 
 /// The names the table answers to.
 pub const TABLE: &str = "logs";
 const SCHEMA_ALIAS: &str = "delta_lake";
 
+/// Why a query gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// Nothing to run.
     #[error("empty query")]
     Empty,
+    /// DataFusion refused or could not run the query: a mistake, a refused statement or a
+    /// limit reached.
     #[error("{0}")]
     Sql(String),
+    /// The query ran past its time limit.
     #[error("query stopped after {0:?}")]
     Timeout(Duration),
+    /// Someone cancelled it.
     #[error("query cancelled")]
     Cancelled,
+    /// The version asked for is not in the table.
     #[error("table version {0} does not exist (or was cleaned up)")]
     NoSuchVersion(u64),
+    /// The table could not be read.
     #[error("could not read the table: {0}")]
     Table(#[from] DeltaTableError),
+    /// The query's task failed (a panic in the engine).
+    #[error("the query failed: {0}")]
+    Failed(String),
+    /// The result could not be written as the download asked for.
+    #[error("could not write the result as {0}: {1}")]
+    Export(&'static str, String),
 }
 
 impl QueryError {
     /// Whether the fault is in the query (the client's) rather than in the server.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, QueryError::Table(_))
+        match self {
+            QueryError::Empty
+            | QueryError::Sql(_)
+            | QueryError::Timeout(_)
+            | QueryError::Cancelled
+            | QueryError::NoSuchVersion(_) => true,
+            QueryError::Table(_) | QueryError::Failed(_) | QueryError::Export(..) => false,
+        }
     }
 }
 
@@ -116,7 +155,7 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let work = tokio::spawn(async move {
+        let work = query_runtime().spawn(async move {
             let frame = ctx.sql_with_options(&sql, read_only).await?;
             let columns: Vec<String> = frame
                 .schema()
@@ -150,7 +189,7 @@ impl QueryEngine {
                 return Err(QueryError::Timeout(self.timeout));
             }
             Ok(Err(joined)) if joined.is_cancelled() => return Err(QueryError::Cancelled),
-            Ok(Err(joined)) => return Err(QueryError::Sql(format!("the query failed: {joined}"))),
+            Ok(Err(joined)) => return Err(QueryError::Failed(joined.to_string())),
             Ok(Ok(answer)) => answer?,
         };
         let mut result = to_result(columns, &batches)?;
@@ -295,20 +334,75 @@ impl QueryHistory {
     }
 }
 
-impl QueryResult {
-    /// The result as CSV: a header of column names, then one line per row (NULL as empty).
-    pub fn to_csv(&self) -> Result<Vec<u8>, csv::Error> {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&self.columns)?;
-        for row in &self.rows {
-            writer.write_record(row.iter().map(|cell| match cell {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            }))?;
+/// How a query's result is downloaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A header of column names, then one line per row (NULL as empty).
+    #[default]
+    Csv,
+    /// The result as the API answers it.
+    Json,
+}
+
+/// A query's result, rendered for download.
+pub struct Export {
+    /// The file's bytes.
+    pub body: Vec<u8>,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Its file name.
+    pub file_name: String,
+}
+
+impl ExportFormat {
+    /// `csv` or `json`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "csv" => Some(ExportFormat::Csv),
+            "json" => Some(ExportFormat::Json),
+            _ => None,
         }
-        writer.into_inner().map_err(|e| e.into_error().into())
     }
+
+    fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+        }
+    }
+
+    /// `result` as a file of this format.
+    pub fn render(self, result: &QueryResult) -> Result<Export, QueryError> {
+        let failed = |e: String| QueryError::Export(self.extension(), e);
+        let (body, content_type) = match self {
+            ExportFormat::Json => (
+                serde_json::to_vec(result).map_err(|e| failed(e.to_string()))?,
+                "application/json",
+            ),
+            ExportFormat::Csv => (
+                to_csv(result).map_err(|e| failed(e.to_string()))?,
+                "text/csv; charset=utf-8",
+            ),
+        };
+        Ok(Export {
+            body,
+            content_type,
+            file_name: format!("lakepulse-query.{}", self.extension()),
+        })
+    }
+}
+
+fn to_csv(result: &QueryResult) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&result.columns)?;
+    for row in &result.rows {
+        writer.write_record(row.iter().map(|cell| match cell {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        }))?;
+    }
+    writer.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// Takes Delta's time-travel clause, `logs VERSION AS OF n` (as Spark SQL writes it), out of

@@ -1,18 +1,23 @@
 //! `Pipeline` wires the stages together, runs the tickers between them and reports on them.
+//! It is the one door to them: REST, SSE and the server functions call its methods.
 
 use super::alert;
 use super::broker::{self, BrokerError, EmbeddedBroker};
-use super::config::ServeConfig;
-use super::ingest::{self, DeadLetters, IngestError};
-use super::lake::{self, LakeError, LakeSink};
-use super::live::Live;
-use super::query::{QueryEngine, QueryError, QueryHistory};
+use super::config::{KafkaSource, PipelineConfig};
+use super::ingest::{self, DeadLetters, IngestError, KafkaLink};
+use super::lake::{self, LakeError, LakeProgress, LakeSink};
+use super::live::{Live, Logged, SseClientGuard, SseFrame};
+use super::metrics::SeriesMetric;
+use super::query::{Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
+use super::AbortOnDrop;
 use crate::model::{
-    sse, DashboardSnapshot, Health, HistoryEntry, KafkaStatus, LakeStatus, LogFilter, QueryRequest,
-    QueryResult, StageState, Window,
+    sse, Anomaly, Health, HistoryEntry, KafkaStatus, LakeStatus, LiveEvent, LogFilter,
+    MetricsSnapshot, QueryRequest, QueryResult, Series, StageState, TableVersion, Window,
+    WorkbenchInfo,
 };
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
 
 /// Events kept for the live log view.
 const RECENT_LOG_CAPACITY: usize = 10_000;
@@ -21,29 +26,48 @@ const LOG_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 const LAKE_CHANNEL_CAPACITY: usize = 10_000;
 /// How long a stop waits for the lake's last commit.
 const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(15);
+/// Recent queries and table versions the workbench lists.
+const WORKBENCH_LIST: usize = 20;
 
+/// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// The broker could not be started or reached.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The consumer or the dead-letter producer could not be set up.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// The table could not be opened or created.
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// The demo traffic process could not be started.
     #[error("could not start demo traffic: {0}")]
     Demo(std::io::Error),
 }
 
+/// The running pipeline: ingest, live view, lake and query engine.
 pub struct Pipeline {
     started: Instant,
-    pub live: Arc<Live>,
-    pub query: QueryEngine,
-    pub history: QueryHistory,
-    kafka: Arc<RwLock<KafkaStatus>>,
-    lake: Arc<RwLock<LakeStatus>>,
+    live: Arc<Live>,
+    query: QueryEngine,
+    history: QueryHistory,
+    kafka: KafkaFacts,
+    link: Arc<RwLock<KafkaLink>>,
+    lake_path: String,
+    lake: Arc<RwLock<LakeProgress>>,
     demo_traffic: bool,
     /// Taken by `stop`, which ends them in order.
     running: std::sync::Mutex<Option<Running>>,
+}
+
+/// What does not change about the Kafka side while the pipeline runs.
+struct KafkaFacts {
+    brokers: String,
+    embedded: bool,
+    topic: String,
+    dead_letter_topic: String,
+    group_id: String,
 }
 
 /// What the pipeline runs besides serving. Everything that talks to Kafka ends before the
@@ -57,20 +81,33 @@ struct Running {
     broker: Option<EmbeddedBroker>,
 }
 
+/// One live-stream client: what it sees first, then the frames as they come. It counts as a
+/// viewer for as long as it is held.
+pub struct Subscription {
+    /// Current metrics, sent first.
+    pub metrics: MetricsSnapshot,
+    /// Current health, sent first.
+    pub health: Health,
+    /// For a client resuming after an event: the kept events it missed, oldest first, and
+    /// how many more it missed that are no longer kept.
+    pub missed: Option<(Vec<Arc<Logged>>, u64)>,
+    /// Every frame published from now on.
+    pub frames: broadcast::Receiver<SseFrame>,
+    /// Counts the client while held.
+    pub viewer: SseClientGuard,
+}
+
 impl Pipeline {
-    pub async fn start(config: &ServeConfig) -> Result<Arc<Self>, PipelineError> {
+    /// Starts every stage (and the embedded broker, if asked) and returns once ingest is
+    /// assigned its partitions, resuming where the table's offsets say.
+    pub async fn start(config: &PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         let started = Instant::now();
-        let topic = config.kafka.topic.clone();
-        let broker = match config.kafka.embedded() {
-            true => Some(
-                EmbeddedBroker::start(
-                    &config.tansu_bin,
-                    config.kafka.embedded_broker_port,
-                    &config.data_dir.join("broker"),
-                )
-                .await?,
+        let topic = config.topic.clone();
+        let broker = match &config.kafka {
+            KafkaSource::Embedded { port, tansu_bin } => Some(
+                EmbeddedBroker::start(tansu_bin, *port, &config.data_dir.join("broker")).await?,
             ),
-            false => None,
+            KafkaSource::Cluster(_) => None,
         };
         let bootstrap = config.kafka.bootstrap();
         broker::wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
@@ -79,7 +116,7 @@ impl Pipeline {
         broker::ensure_topic(&bootstrap, &dead_letter_topic, 1).await?;
         let dead_letters = DeadLetters::new(&bootstrap, &topic)?;
 
-        let table_url = lake::table_url(&config.lake_path())?;
+        let table_url = lake::table_url(&config.lake_path)?;
         let table = lake::open_or_create(&table_url).await?;
         let consumer = ingest::consumer(&bootstrap, &config.group_id)?;
         let partitions = ingest::partitions(&consumer, &topic).await?;
@@ -87,18 +124,15 @@ impl Pipeline {
             lake::committed_offsets(&table, &config.group_id, &topic, &partitions).await?;
         ingest::assign(&consumer, &topic, &partitions, &resume_at)?;
 
-        let kafka = Arc::new(RwLock::new(KafkaStatus {
-            state: StageState::Connected,
+        let kafka = KafkaFacts {
             brokers: bootstrap.clone(),
             embedded: broker.is_some(),
             topic: topic.clone(),
             dead_letter_topic,
             group_id: config.group_id.clone(),
-            detail: format!("{} partitions", partitions.len()),
-            partitions: Vec::new(),
-            lag: None,
-        }));
-        let lake_status = Arc::new(RwLock::new(lake::initial_status(&table_url, &table)));
+        };
+        let link = Arc::new(RwLock::new(KafkaLink::assigned(partitions.len())));
+        let lake_progress = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
 
         let live = Arc::new(Live::new(RECENT_LOG_CAPACITY));
         let (to_lake, lake_input) = tokio::sync::mpsc::channel(LAKE_CHANNEL_CAPACITY);
@@ -108,18 +142,15 @@ impl Pipeline {
             table,
             &config.group_id,
             &topic,
-            lake_status.clone(),
+            lake_progress.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
-        let sink = tokio::spawn(sink.run(
-            lake_input,
-            config.commit_interval(),
-            config.commit_max_rows.max(1),
-        ));
+        let sink =
+            tokio::spawn(sink.run(lake_input, config.commit_interval, config.commit_max_rows));
         tokio::spawn(lake::maintain(
             table_url.clone(),
-            lake_status.clone(),
-            Duration::from_secs(config.lake_maintenance_secs.max(1)),
+            lake_progress.clone(),
+            config.lake_maintenance_every,
         ));
         let consume_failures = Arc::new(ingest::ConsumeFailures::default());
         let ingest = AbortOnDrop(tokio::spawn(ingest::run(
@@ -132,24 +163,25 @@ impl Pipeline {
         let watch_connection = AbortOnDrop(tokio::spawn(ingest::watch_connection(
             consumer,
             topic.clone(),
-            kafka.clone(),
+            link.clone(),
             consume_failures,
         )));
 
-        let demo = match config.demo_enabled() {
-            true => Some(start_demo_traffic(&bootstrap, &topic, config.demo_rate)?),
-            false => None,
+        let demo = match config.demo_rate {
+            Some(rate) => Some(start_demo_traffic(&bootstrap, &topic, rate)?),
+            None => None,
         };
+        let lake_path = table_url.to_string();
         let pipeline = Arc::new(Pipeline {
             started,
             live,
-            query: QueryEngine::new(table_url).with_limits(
-                Duration::from_secs(config.query_timeout_secs),
-                config.query_memory_mb * 1024 * 1024,
-            ),
+            query: QueryEngine::new(table_url)
+                .with_limits(config.query_timeout, config.query_memory_bytes),
             history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
             kafka,
-            lake: lake_status,
+            link,
+            lake_path,
+            lake: lake_progress,
             demo_traffic: demo.is_some(),
             running: std::sync::Mutex::new(Some(Running {
                 demo,
@@ -165,12 +197,35 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// Where every stage stands, built from their reports as of now.
     pub fn health(&self) -> Health {
-        let kafka = self.kafka.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut lake = self.lake.read().unwrap_or_else(|e| e.into_inner()).clone();
-        lake.last_commit_age_secs = lake
-            .last_commit
-            .map(|at| (chrono::Utc::now() - at).as_seconds_f64().max(0.0));
+        let link = self.link.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let lake = self.lake.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let kafka = KafkaStatus {
+            state: link.state.stage_state(),
+            brokers: self.kafka.brokers.clone(),
+            embedded: self.kafka.embedded,
+            topic: self.kafka.topic.clone(),
+            dead_letter_topic: self.kafka.dead_letter_topic.clone(),
+            group_id: self.kafka.group_id.clone(),
+            detail: link.state.to_string(),
+            lag: link.lag(),
+            partitions: link.partitions,
+        };
+        let lake = LakeStatus {
+            state: lake.activity.state(),
+            path: self.lake_path.clone(),
+            version: lake.version,
+            rows_committed: lake.rows_committed,
+            last_commit: lake.last_commit,
+            last_commit_age_secs: lake
+                .last_commit
+                .map(|at| (chrono::Utc::now() - at).as_seconds_f64().max(0.0)),
+            freshness_ms: lake.freshness_ms,
+            last_maintenance: lake.maintenance.at(),
+            maintenance: lake.maintenance.to_string(),
+            detail: lake.activity.to_string(),
+        };
         let healthy = kafka.state == StageState::Connected && lake.state != StageState::Down;
         Health {
             status: if healthy { "healthy" } else { "degraded" }.to_owned(),
@@ -180,6 +235,38 @@ impl Pipeline {
             demo_traffic: self.demo_traffic,
             sse_clients: self.live.sse_clients(),
             malformed: self.live.malformed(),
+        }
+    }
+
+    /// The live metrics, with breakdowns for `window`.
+    pub fn metrics(&self, window: Window) -> MetricsSnapshot {
+        self.live.metrics(window)
+    }
+
+    /// One metric over `window` in steps of `step_secs`.
+    pub fn series(&self, metric: SeriesMetric, window: Window, step_secs: i64) -> Series {
+        self.live.series(metric, window, step_secs)
+    }
+
+    /// Open anomalies first, then ended ones, newest first.
+    pub fn anomalies(&self) -> Vec<Anomaly> {
+        self.live.anomalies()
+    }
+
+    /// The newest kept events `filter` selects, newest first.
+    pub fn recent_logs(&self, filter: &LogFilter) -> Vec<LiveEvent> {
+        self.live.recent_logs(filter)
+    }
+
+    /// Joins the live stream; `resume_after` is the last event a reconnecting client saw.
+    pub fn subscribe(&self, resume_after: Option<u64>) -> Subscription {
+        let (frames, viewer) = self.live.subscribe();
+        Subscription {
+            metrics: self.metrics(Window::default()),
+            health: self.health(),
+            missed: resume_after.map(|seq| self.live.logs_after(seq)),
+            frames,
+            viewer,
         }
     }
 
@@ -223,31 +310,32 @@ impl Pipeline {
         Ok(result)
     }
 
-    /// A page's first paint: health, metrics, anomalies and the recent events `logs` selects.
-    pub fn dashboard(&self, logs: &LogFilter) -> DashboardSnapshot {
-        DashboardSnapshot {
-            health: self.health(),
-            metrics: self.live.metrics(Window::default()),
-            recent_logs: self.live.recent_logs(logs),
-            anomalies: self.live.anomalies(),
-        }
+    /// Runs a query, as [`Pipeline::run_query`] does, and renders its result as a download.
+    pub async fn export(
+        &self,
+        request: &QueryRequest,
+        format: ExportFormat,
+    ) -> Result<Export, QueryError> {
+        format.render(&self.run_query(request).await?)
     }
-}
 
-/// Stops a background task, and whatever child process it owns, when dropped.
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl AbortOnDrop {
-    /// Stops the task and waits until it has dropped what it owned.
-    pub(crate) async fn stop(mut self) {
-        self.0.abort();
-        let _ = (&mut self.0).await;
+    /// Stops the query started with this id; false if none runs under it.
+    pub fn cancel_query(&self, id: &str) -> bool {
+        self.query.cancel(id)
     }
-}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// The table's versions, newest first.
+    pub async fn table_versions(&self, limit: usize) -> Result<Vec<TableVersion>, QueryError> {
+        self.query.history(limit).await
+    }
+
+    /// What the SQL workbench shows beside the editor: columns, recent queries, versions.
+    pub async fn workbench(&self) -> Result<WorkbenchInfo, QueryError> {
+        Ok(WorkbenchInfo {
+            columns: self.query.columns().await?,
+            history: self.history.recent(WORKBENCH_LIST),
+            versions: self.table_versions(WORKBENCH_LIST).await?,
+        })
     }
 }
 

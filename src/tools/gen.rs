@@ -2,9 +2,8 @@
 //! daily-ish rhythm of its own: a steady mix of endpoints, sessions and users, with an error
 //! burst and a slow period recurring on a fixed schedule so the dashboard has something to show.
 
+use crate::cli::{GenArgs, Span};
 use crate::model::LogEvent;
-use crate::pipeline::config::GenConfig;
-use crate::pipeline::config::Span;
 use crate::pipeline::decode::{level_for_status, too_far_ahead};
 use crate::tools::publisher::Publisher;
 use chrono::{DateTime, Utc};
@@ -124,7 +123,7 @@ struct Conditions {
 }
 
 impl Conditions {
-    fn at(config: &GenConfig, event_secs: f64) -> Self {
+    fn at(config: &GenArgs, event_secs: f64) -> Self {
         let recurring = |(every, lasting): (u64, u64)| {
             !config.steady && (event_secs as u64) % every >= every - lasting
         };
@@ -285,7 +284,7 @@ fn event_span(secs: f64) -> chrono::Duration {
 
 /// Now; or, when event time runs faster than the clock for a known duration, that long ago,
 /// so the run ends about now instead of ahead of every clock.
-fn first_event_by_default(config: &GenConfig) -> DateTime<Utc> {
+fn first_event_by_default(config: &GenArgs) -> DateTime<Utc> {
     match config.duration {
         Some(secs) if config.speedup > 1.0 => Utc::now() - event_span(secs),
         _ => Utc::now(),
@@ -303,7 +302,7 @@ async fn stdin_closed() {
     let _ = when_closed.await;
 }
 
-pub async fn run(config: GenConfig) -> anyhow::Result<()> {
+pub async fn run(config: GenArgs) -> anyhow::Result<()> {
     let bootstrap = config.kafka.bootstrap();
     let mut publisher = Publisher::new(&bootstrap, &config.kafka.topic)?;
     let mut traffic = Traffic::new();

@@ -3,7 +3,7 @@
 //! published; they are reported with their line numbers at the end, as are lines too large
 //! for a Kafka message.
 
-use crate::pipeline::config::{ReplayConfig, ReplayFormat, Speed};
+use crate::cli::{ReplayArgs, ReplayFormat, Speed};
 use crate::pipeline::decode::{decode, parse_access_line, DecodeError};
 use crate::tools::publisher::Publisher;
 use anyhow::Context;
@@ -96,7 +96,7 @@ impl Pace {
     }
 }
 
-pub async fn run(config: ReplayConfig) -> anyhow::Result<()> {
+pub async fn run(config: ReplayArgs) -> anyhow::Result<()> {
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (reader, size) = open(&config.file, bytes_read.clone())?;
     // Reading is blocking I/O: a thread of its own feeds the lines in.

@@ -10,11 +10,13 @@ parser.add_argument("--topic", required=True)
 parser.add_argument("--count", type=int, required=True)
 parser.add_argument("--compression", default="none", help="none, gzip, snappy, lz4 or zstd")
 parser.add_argument("--client", default="confluent-kafka", choices=["confluent-kafka", "kafka-python"])
+parser.add_argument("--tag", default="", help="when set, each event's message is 'TAG N'")
 args = parser.parse_args()
 
 
 def event(i):
-    return {
+    tagged = {"message": f"{args.tag} {i}"} if args.tag else {}
+    return tagged | {
         # Snake-case spellings, as many Python services write them.
         "ts": datetime.now(timezone.utc).isoformat(),
         "source": "python-client",

@@ -43,7 +43,7 @@ fn LogLine(live: LiveEvent, open: RwSignal<Option<u64>>) -> impl IntoView {
         }
     };
     view! {
-        <li>
+        <li data-seq=seq>
             <button type="button" class=format!("logline {level}") aria-expanded=move || is_open().to_string() on:click=toggle>
                 <time>{event.timestamp.format("%H:%M:%S%.3f").to_string()}</time>
                 <span class="level">{event.level}</span>

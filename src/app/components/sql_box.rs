@@ -1,7 +1,7 @@
 //! SQL over the lake, through a server function; works as a plain form before hydration too.
 
-use crate::api::RunQuery;
 use crate::app::components::result_table::ResultTable;
+use crate::app::server_fns::RunQuery;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 

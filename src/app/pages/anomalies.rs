@@ -1,11 +1,11 @@
 //! `/anomalies`: what left its baseline, now and before; each one links to its events in
 //! `/logs` and to a ready SQL query over its time range.
 
-use crate::api::get_dashboard;
 use crate::app::components::{anomaly_list::shown, status_bar::StatusBar};
 use crate::app::live::{connect, LiveSignals};
 use crate::app::pages::query::query_href;
-use crate::model::{Anomaly, AnomalyKind, DashboardSnapshot, LogFilter};
+use crate::app::server_fns::get_anomalies;
+use crate::model::{AnomaliesSnapshot, Anomaly, AnomalyKind, LogFilter};
 use chrono::Duration;
 use leptos::prelude::*;
 
@@ -45,15 +45,7 @@ fn sql_for(anomaly: &Anomaly) -> String {
 
 #[component]
 pub fn AnomaliesPage() -> impl IntoView {
-    let snapshot = Resource::new_blocking(
-        || (),
-        |_| {
-            get_dashboard(LogFilter {
-                limit: Some(0),
-                ..LogFilter::default()
-            })
-        },
-    );
+    let snapshot = Resource::new_blocking(|| (), |_| get_anomalies());
     view! {
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -67,14 +59,9 @@ pub fn AnomaliesPage() -> impl IntoView {
 }
 
 #[component]
-fn Anomalies(snapshot: DashboardSnapshot) -> impl IntoView {
-    let signals = LiveSignals::new(snapshot);
-    // Only anomalies matter here: a filter no event passes keeps the stream quiet.
-    let none = LogFilter {
-        status: Some("0".into()),
-        ..LogFilter::default()
-    };
-    connect(signals, &none, 0);
+fn Anomalies(snapshot: AnomaliesSnapshot) -> impl IntoView {
+    let signals = LiveSignals::new(snapshot.health).with_anomalies(snapshot.anomalies);
+    connect(signals, None, 0);
     view! {
         <StatusBar signals />
         <section class="panel" aria-label="Anomalies">

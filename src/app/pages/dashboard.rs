@@ -1,6 +1,5 @@
 //! `/`: the overview people keep open.
 
-use crate::api::get_dashboard;
 use crate::app::components::{
     anomaly_list::AnomalyList,
     charts::LiveCharts,
@@ -12,22 +11,16 @@ use crate::app::components::{
     window_picker::{use_window, WindowPicker},
 };
 use crate::app::live::{connect, LiveSignals};
+use crate::app::server_fns::get_overview;
 use crate::model::{DashboardSnapshot, LogFilter};
 use leptos::prelude::*;
 
 /// Lines of the live tail on the overview.
 const TAIL_LINES: usize = 50;
 
-fn tail_filter() -> LogFilter {
-    LogFilter {
-        limit: Some(TAIL_LINES),
-        ..LogFilter::default()
-    }
-}
-
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let snapshot = Resource::new_blocking(|| (), |_| get_dashboard(tail_filter()));
+    let snapshot = Resource::new_blocking(|| (), |_| get_overview(TAIL_LINES));
     view! {
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -42,8 +35,11 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
-    let signals = LiveSignals::new(snapshot);
-    connect(signals, &tail_filter(), TAIL_LINES);
+    let signals = LiveSignals::new(snapshot.health)
+        .with_metrics(snapshot.metrics)
+        .with_logs(snapshot.recent_logs)
+        .with_anomalies(snapshot.anomalies);
+    connect(signals, Some(&LogFilter::default()), TAIL_LINES);
     let window = use_window();
     view! {
         <StatusBar signals />

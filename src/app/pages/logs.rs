@@ -1,10 +1,10 @@
 //! `/logs`: the log explorer. Its filters live in the URL; the server renders the matching
 //! recent events, then the page follows the stream with the same filters.
 
-use crate::api::get_dashboard;
 use crate::app::components::{log_list::LogList, status_bar::StatusBar};
 use crate::app::live::{connect, LiveSignals};
-use crate::model::{DashboardSnapshot, LogFilter};
+use crate::app::server_fns::get_logs;
+use crate::model::{LogFilter, LogsSnapshot};
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
@@ -26,7 +26,7 @@ pub fn use_log_filter() -> Memo<LogFilter> {
 #[component]
 pub fn LogsPage() -> impl IntoView {
     let filter = use_log_filter();
-    let snapshot = Resource::new_blocking(move || filter.get(), get_dashboard);
+    let snapshot = Resource::new_blocking(move || filter.get(), get_logs);
     view! {
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -40,9 +40,9 @@ pub fn LogsPage() -> impl IntoView {
 }
 
 #[component]
-fn Explorer(snapshot: DashboardSnapshot, filter: LogFilter) -> impl IntoView {
-    let signals = LiveSignals::new(snapshot);
-    connect(signals, &filter, EXPLORER_LINES);
+fn Explorer(snapshot: LogsSnapshot, filter: LogFilter) -> impl IntoView {
+    let signals = LiveSignals::new(snapshot.health).with_logs(snapshot.logs);
+    connect(signals, Some(&filter), EXPLORER_LINES);
     let f = filter.clone();
     let toggle_pause = move |_| {
         if signals.paused.get_untracked() {

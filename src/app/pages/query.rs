@@ -1,11 +1,11 @@
 //! `/query`: the SQL workbench. The query and the table version live in the URL, and the
 //! server renders the result, so a link to a query is a report anyone can open.
 
-use crate::api::{cancel_query, get_workbench, run_query};
 use crate::app::components::charts::ResultChart;
 use crate::app::components::result_table::ResultTable;
 use crate::app::components::sql_editor::SqlEditor;
 use crate::app::format;
+use crate::app::server_fns::{cancel_query, get_workbench, run_query};
 use crate::model::WorkbenchInfo;
 use leptos::prelude::*;
 use leptos::task::spawn_local;

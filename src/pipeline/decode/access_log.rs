@@ -1,7 +1,7 @@
 //! Apache and nginx access-log lines: common, combined and vhost_combined, with the extra
 //! fields custom formats append.
 
-use super::{level_for_status, DecodeError};
+use super::{level_for_status, plausible_response_ms, DecodeError};
 use crate::model::LogEvent;
 use chrono::{DateTime, Utc};
 
@@ -140,7 +140,7 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
             None if value.contains('.') => value.parse::<f64>().ok().map(|s| s * 1000.0),
             None => None,
         };
-        millis.filter(|ms| ms.is_finite() && *ms >= 0.0)
+        millis.and_then(plausible_response_ms)
     });
     Ok(LogEvent {
         timestamp,
@@ -243,6 +243,9 @@ mod tests {
         let apache_d =
             r#"192.0.2.10 - - [01/Jan/2026:00:00:07 +0000] "GET /a HTTP/1.1" 200 10 "-" "ua" 1534"#;
         assert_eq!(parse_access_line(apache_d).unwrap().response_time, None);
+        // A duration no request takes is not one: two of these made the sum infinite.
+        let absurd = r#"192.0.2.11 - - [01/Jan/2026:00:00:08 +0000] "GET /a HTTP/1.1" 200 10 "-" "ua" 1.7e308ms"#;
+        assert_eq!(parse_access_line(absurd).unwrap().response_time, None);
     }
 
     #[test]

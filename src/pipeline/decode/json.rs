@@ -3,7 +3,7 @@
 //! Common Schema, zap/pino/bunyan/Python loggers — and access-log lines that a shipper wrapped
 //! in JSON (Filebeat's `message`, Docker's `log`).
 
-use super::{level_for_status, parse_access_line, DecodeError};
+use super::{level_for_status, parse_access_line, plausible_response_ms, DecodeError};
 use crate::model::LogEvent;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -133,6 +133,12 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let mut statuses = event.values(Field::Status).map(|(_, value)| value);
     let Some(first_found) = statuses.next() else {
+        if event.given(Field::Status) {
+            return Err(DecodeError::InvalidField(
+                "status",
+                "nested too deep to read".to_owned(),
+            ));
+        }
         return event
             .wrapped_access_line()
             .ok_or(DecodeError::MissingField("status"));
@@ -357,6 +363,14 @@ impl Members<'_> {
             })
     }
 
+    /// Whether the field is given directly by name with a value other than null, readable or
+    /// not (a value nested deeper than serde_json's recursion limit is not).
+    fn given(&self, field: Field) -> bool {
+        self.0.iter().any(|(route, raw)| {
+            route.field == field && route.path.is_empty() && raw.get().trim() != "null"
+        })
+    }
+
     fn found(&self, field: Field) -> Option<Value> {
         self.values(field).next().map(|(_, value)| value)
     }
@@ -408,9 +422,6 @@ fn count(value: Value) -> Option<u64> {
         .map(|n| n as u64)
 }
 
-/// Longer than this is not a response time (about 115 days).
-const MAX_RESPONSE_MS: f64 = 1e10;
-
 /// A duration in milliseconds, to the microsecond: a number in the field's unit, or a string
 /// with its own unit (`"12ms"`, `"1.5s"`, `"350µs"`, as Go's time.Duration prints). Rounding
 /// keeps converted units from publishing digits (`14.999998999999999` for 14999999 ns) that
@@ -435,7 +446,7 @@ fn milliseconds(value: &Value, ms_per_unit: f64) -> Option<f64> {
         }
         None => number(value)? * ms_per_unit,
     };
-    (ms.is_finite() && (0.0..=MAX_RESPONSE_MS).contains(&ms)).then(|| (ms * 1e3).round() / 1e3)
+    plausible_response_ms(ms).map(|ms| (ms * 1e3).round() / 1e3)
 }
 
 /// Levels as loggers spell them, brought to one vocabulary so filters and the error rate agree:

@@ -129,6 +129,15 @@ fn within_calendar(event: LogEvent) -> Result<LogEvent, DecodeError> {
     }
 }
 
+/// Longer than this is not a response time (about 115 days): a sum of them stays finite
+/// whatever the number of events.
+const MAX_RESPONSE_MS: f64 = 1e10;
+
+/// `ms` if it can be a response time in milliseconds, from any decoder.
+fn plausible_response_ms(ms: f64) -> Option<f64> {
+    (ms.is_finite() && (0.0..=MAX_RESPONSE_MS).contains(&ms)).then_some(ms)
+}
+
 /// How far an event time may run ahead of lakepulse's clock: clocks of different hosts drift
 /// (Loki allows ten minutes too). Further ahead, the time is wrong, and a single such event
 /// would carry every live window into the future, away from all the others.
@@ -192,6 +201,30 @@ mod tests {
             let err = decode(input, arrival()).unwrap_err();
             assert_eq!(err.reason(), reason, "{input:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_read_without_recursion_and_huge_values_are_kept() {
+        let depth = 5_000;
+        let nested = |inner: &str| format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth));
+        // Nesting where the status belongs: refused, for the status it hides.
+        let buried = format!(r#"{{"endpoint":"/deep","status":{}}}"#, nested("200"));
+        let err = decode(buried.as_bytes(), arrival()).unwrap_err();
+        assert_eq!(err.reason(), "invalid_field", "{err}");
+        assert!(err.to_string().starts_with("field `status`"), "{err}");
+        // Nesting in a field lakepulse does not read: skipped without recursing, the event kept.
+        let aside = format!(
+            r#"{{"endpoint":"/deep","status":200,"context":{}}}"#,
+            nested("")
+        );
+        assert_eq!(
+            decode(aside.as_bytes(), arrival()).unwrap().endpoint,
+            "/deep"
+        );
+        // A huge value is data: kept whole.
+        let message = "x".repeat(20_000);
+        let huge = format!(r#"{{"endpoint":"/huge","status":200,"message":"{message}"}}"#);
+        assert_eq!(decode(huge.as_bytes(), arrival()).unwrap().message, message);
     }
 
     /// Each item's endpoint, or why it is not an event.

@@ -1,0 +1,81 @@
+//! The server functions the pages call: each asks for what its page shows. On the server
+//! they find the `Pipeline` in their context (the router provides it) and call its methods,
+//! the same ones REST and SSE call.
+
+use crate::model::{
+    AnomaliesSnapshot, DashboardSnapshot, LogFilter, LogsSnapshot, QueryResult, WorkbenchInfo,
+};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+fn pipeline() -> std::sync::Arc<crate::pipeline::Pipeline> {
+    expect_context()
+}
+
+/// The overview's first paint: health, metrics, anomalies and the newest `tail` events.
+#[server]
+pub async fn get_overview(tail: usize) -> Result<DashboardSnapshot, ServerFnError> {
+    let pipeline = pipeline();
+    Ok(DashboardSnapshot {
+        health: pipeline.health(),
+        metrics: pipeline.metrics(crate::model::Window::default()),
+        recent_logs: pipeline.recent_logs(&LogFilter {
+            limit: Some(tail),
+            ..LogFilter::default()
+        }),
+        anomalies: pipeline.anomalies(),
+    })
+}
+
+/// The log explorer's first paint: health and the recent events `filter` selects.
+#[server]
+pub async fn get_logs(filter: LogFilter) -> Result<LogsSnapshot, ServerFnError> {
+    let pipeline = pipeline();
+    Ok(LogsSnapshot {
+        health: pipeline.health(),
+        logs: pipeline.recent_logs(&filter),
+    })
+}
+
+/// The anomalies page's first paint: health and the anomalies.
+#[server]
+pub async fn get_anomalies() -> Result<AnomaliesSnapshot, ServerFnError> {
+    let pipeline = pipeline();
+    Ok(AnomaliesSnapshot {
+        health: pipeline.health(),
+        anomalies: pipeline.anomalies(),
+    })
+}
+
+/// Runs one read-only SQL query over the lake (at `version`, when given).
+#[server]
+pub async fn run_query(
+    sql: String,
+    version: Option<u64>,
+    id: Option<String>,
+) -> Result<QueryResult, ServerFnError> {
+    let request = crate::model::QueryRequest {
+        query: sql,
+        version,
+        id,
+    };
+    pipeline()
+        .run_query(&request)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// The table's columns, the query history and the table's versions, for the workbench.
+#[server]
+pub async fn get_workbench() -> Result<WorkbenchInfo, ServerFnError> {
+    pipeline()
+        .workbench()
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Stops a query started with this id.
+#[server]
+pub async fn cancel_query(id: String) -> Result<bool, ServerFnError> {
+    Ok(pipeline().cancel_query(&id))
+}

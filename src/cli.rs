@@ -1,0 +1,281 @@
+//! The command line, at the binary's edge: every knob has a flag, an env var and a sane
+//! default. `serve` turns its flags into the pipeline's plain [`PipelineConfig`]; the tools
+//! take theirs as they are.
+
+use crate::pipeline::config::{KafkaSource, PipelineConfig};
+use chrono::{DateTime, Utc};
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `lakepulse [COMMAND]`: serves by default.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakepulse",
+    version,
+    about = "Real-time log analytics over Kafka, Delta Lake and DataFusion"
+)]
+pub struct Cli {
+    /// What to run; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands: one binary runs every part.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume the topic, serve the dashboard, land events in Delta, answer SQL (the default).
+    Serve(ServeArgs),
+    /// Produce realistic web-log events to the topic over the Kafka protocol.
+    Gen(GenArgs),
+    /// Publish a real access log (plain or .gz) into the topic, keeping its event times.
+    Replay(ReplayArgs),
+}
+
+/// Where Kafka is and which topic to use: shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers of an existing Kafka cluster; unset starts the embedded broker.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// The topic events are published to.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "web-logs")]
+    pub topic: String,
+    /// Port of the embedded broker on 127.0.0.1 (used when KAFKA_BROKERS is unset).
+    #[arg(long, env = "EMBEDDED_BROKER_PORT", default_value_t = 9092)]
+    pub embedded_broker_port: u16,
+}
+
+impl KafkaArgs {
+    /// The bootstrap address clients should use.
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.embedded_broker_port))
+    }
+}
+
+/// `lakepulse serve`: the pipeline's knobs and the web server's.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "lakepulse")]
+    group_id: String,
+    /// Partitions of the topic when lakepulse has to create it.
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
+    partitions: i32,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// Where the embedded broker keeps its log and the default lake lives.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// The Delta table; defaults to DATA_DIR/delta/web-logs.
+    #[arg(long, env = "DELTA_LAKE_PATH")]
+    delta_lake_path: Option<PathBuf>,
+    /// Demo traffic from `lakepulse gen`; on by default only with the embedded broker.
+    #[arg(long, env = "DEMO", value_parser = BoolishValueParser::new())]
+    demo: Option<bool>,
+    /// Events per second of demo traffic.
+    #[arg(long, env = "DEMO_RATE", default_value_t = 40)]
+    demo_rate: u32,
+    /// Longest time consumed events wait before they are committed to the lake.
+    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
+    commit_interval_ms: u64,
+    /// Where to POST anomalies as JSON (optional).
+    #[arg(long, env = "ALERT_WEBHOOK_URL")]
+    alert_webhook_url: Option<String>,
+    /// Rows that make a commit before the interval is up.
+    #[arg(long, env = "COMMIT_MAX_ROWS", default_value_t = 50_000)]
+    commit_max_rows: usize,
+    /// Longest a SQL query may run before it is stopped.
+    #[arg(long, env = "QUERY_TIMEOUT_SECS", default_value_t = 30)]
+    query_timeout_secs: u64,
+    /// Memory one SQL query may use (joins, sorts, aggregations) before it is refused.
+    #[arg(long, env = "QUERY_MEMORY_MB", default_value_t = 512)]
+    query_memory_mb: usize,
+    /// Seconds between compactions, vacuums and checkpoints of the lake.
+    #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
+    lake_maintenance_secs: u64,
+    /// The embedded broker's executable.
+    #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
+    tansu_bin: PathBuf,
+    /// When set, every page and API call needs this token (bearer header or login cookie).
+    #[arg(long, env = "LAKEPULSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token, instead of LAKEPULSE_TOKEN.
+    #[arg(long, env = "LAKEPULSE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Built browser assets (the wasm bundle, CSS, public/).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+}
+
+impl ServeArgs {
+    /// Where the web server listens.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The pipeline's settings, defaults resolved.
+    pub fn pipeline(&self) -> PipelineConfig {
+        let kafka = match &self.kafka.brokers {
+            Some(brokers) => KafkaSource::Cluster(brokers.clone()),
+            None => KafkaSource::Embedded {
+                port: self.kafka.embedded_broker_port,
+                tansu_bin: self.tansu_bin.clone(),
+            },
+        };
+        // Demo traffic is for trying lakepulse out: on with the embedded broker unless asked.
+        let demo = self.demo.unwrap_or(self.kafka.brokers.is_none());
+        PipelineConfig {
+            kafka,
+            topic: self.kafka.topic.clone(),
+            group_id: self.group_id.clone(),
+            partitions: self.partitions,
+            lake_path: self
+                .delta_lake_path
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("delta").join("web-logs")),
+            data_dir: self.data_dir.clone(),
+            demo_rate: demo.then_some(self.demo_rate),
+            commit_interval: Duration::from_millis(self.commit_interval_ms.max(10)),
+            commit_max_rows: self.commit_max_rows.max(1),
+            alert_webhook_url: self.alert_webhook_url.clone(),
+            query_timeout: Duration::from_secs(self.query_timeout_secs),
+            query_memory_bytes: self.query_memory_mb * 1024 * 1024,
+            lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
+        }
+    }
+}
+
+/// A stretch of event time, as `AT:DURATION` in seconds from the first event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    /// Seconds from the first event.
+    pub at: f64,
+    /// Seconds it lasts.
+    pub duration: f64,
+}
+
+impl Span {
+    /// Whether `secs` (from the first event) falls in the span.
+    pub fn contains(&self, secs: f64) -> bool {
+        secs >= self.at && secs < self.at + self.duration
+    }
+}
+
+fn parse_span(text: &str) -> Result<Span, String> {
+    let (at, duration) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected AT:DURATION in seconds, e.g. 600:30"))?;
+    let number = |n: &str| {
+        n.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    match (number(at), number(duration)) {
+        (Some(at), Some(duration)) => Ok(Span { at, duration }),
+        _ => Err(format!(
+            "{text:?}: expected AT:DURATION in seconds, e.g. 600:30"
+        )),
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
+/// `lakepulse gen`: the traffic generator's knobs.
+#[derive(Debug, Clone, Args)]
+pub struct GenArgs {
+    /// Where to produce.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Events per second (of event time).
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seconds of event time to cover; unset runs until stopped.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Event time of the first event (RFC 3339); default now, or with --speedup and
+    /// --duration that much event time ago, so the run ends about now.
+    #[arg(long, value_parser = parse_time)]
+    pub start_time: Option<DateTime<Utc>>,
+    /// Event time runs this many times faster than the wall clock (e.g. 60: an hour a minute).
+    #[arg(long, default_value_t = 1.0)]
+    pub speedup: f64,
+    /// No recurring error bursts or slow periods: traffic with only its natural noise.
+    #[arg(long)]
+    pub steady: bool,
+    /// An error burst over every endpoint: AT:DURATION seconds of event time (repeatable).
+    #[arg(long, value_parser = parse_span)]
+    pub error_burst: Vec<Span>,
+    /// Every endpoint eight times slower: AT:DURATION seconds of event time (repeatable).
+    #[arg(long, value_parser = parse_span)]
+    pub latency_spike: Vec<Span>,
+    /// Stop when stdin reaches its end: the process that started gen with a pipe is gone,
+    /// however it ended.
+    #[arg(long)]
+    pub while_stdin_open: bool,
+}
+
+/// What the lines of a replayed file are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplayFormat {
+    /// JSON events and access-log lines, told apart line by line.
+    Auto,
+    /// Apache/Nginx common or combined log lines.
+    Combined,
+    /// One JSON event per line.
+    Json,
+}
+
+/// How fast to replay: the log's own pace times a factor, or as fast as the broker takes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// The log's own pace times this factor.
+    Factor(f64),
+    /// As fast as the broker takes it.
+    Max,
+}
+
+fn parse_speed(text: &str) -> Result<Speed, String> {
+    if text.eq_ignore_ascii_case("max") {
+        return Ok(Speed::Max);
+    }
+    text.trim_end_matches(['x', 'X'])
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .map(Speed::Factor)
+        .ok_or_else(|| format!("{text:?} is not a speed: use 1x, 10x, 0.5x or max"))
+}
+
+/// `lakepulse replay`: which file, read how, at what pace.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Where to publish.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The log file; `.gz` (or gzip content) is decompressed on the fly.
+    pub file: PathBuf,
+    /// What the lines are.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Auto)]
+    pub format: ReplayFormat,
+    /// `1x` keeps the log's own pace, `10x` is ten times faster, `max` does not wait.
+    #[arg(long, default_value = "max", value_parser = parse_speed)]
+    pub speed: Speed,
+}

@@ -1,0 +1,551 @@
+//! The harness every integration test and the live benchmark share: the real binary started
+//! on free ports with its own broker and a temp data dir, and the clients that talk to it
+//! (rdkafka, the Python clients, HTTP, SSE).
+// Each test binary or bench that includes this uses part of it.
+#![allow(dead_code)]
+
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOPIC: &str = "web-logs";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Server {
+    child: Child,
+    /// The HTTP port.
+    pub port: u16,
+    broker_port: u16,
+    /// DATA_DIR: the embedded broker's store, the lake, `server.log`.
+    pub data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (port, broker_port) = (free_port(), free_port());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Server::spawn(port, broker_port, data_dir.path(), &env);
+        Server {
+            child,
+            port,
+            broker_port,
+            data_dir,
+            env,
+        }
+    }
+
+    pub fn spawn(port: u16, broker_port: u16, data_dir: &Path, env: &[(String, String)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+            .arg("serve")
+            .env("PORT", port.to_string())
+            .env("EMBEDDED_BROKER_PORT", broker_port.to_string())
+            .env("DATA_DIR", data_dir)
+            .env("DEMO", "0")
+            .env("COMMIT_INTERVAL_MS", "300")
+            .env_remove("KAFKA_BROKERS")
+            .env_remove("DELTA_LAKE_PATH")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start lakepulse")
+    }
+
+    /// Starts lakepulse and waits until it answers `/health`.
+    pub async fn ready(env: &[(&str, &str)]) -> (Server, reqwest::Client) {
+        let server = Server::start_with(env);
+        let client = reqwest::Client::new();
+        let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+            get_json(&client, &server.url("/health")).await
+        })
+        .await;
+        (server, client)
+    }
+
+    /// Kills lakepulse the way a crash would (SIGKILL: no cleanup, its broker left running)
+    /// and starts it again on the same data and ports.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        self.child = Server::spawn(self.port, self.broker_port, self.data_dir.path(), &self.env);
+    }
+
+    /// Stops lakepulse as an operator does (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for lakepulse") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lakepulse did not stop within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.broker_port)
+    }
+
+    pub fn lake_path(&self) -> PathBuf {
+        self.data_dir.path().join("delta").join("web-logs")
+    }
+
+    /// The server process's CPU time so far (user + system), from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: Vec<f64> = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        ticks.iter().sum::<f64>() / 100.0
+    }
+
+    /// The server process's resident memory now, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A broker orphaned by a crash test belongs to no lakepulse any more.
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("tcp://127.0.0.1:{} ", self.broker_port)])
+            .status();
+        // SIGTERM, so lakepulse stops its embedded broker on the way out.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+/// GET `url` as JSON; None when it does not answer or the answer is not JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// Polls `probe` until it returns Some or `within` runs out.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, server: &Server, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}\n--- server log ---\n{}",
+                server.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn python() -> PathBuf {
+    let venv = std::env::var("LAKEPULSE_VENV").expect(
+        "LAKEPULSE_VENV must name the venv with the Python clients (`make test` sets it up)",
+    );
+    Path::new(&venv).join("bin").join("python")
+}
+
+pub fn run_python(args: &[&str]) -> String {
+    let script_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clients");
+    let output = Command::new(python())
+        .arg(script_dir.join(args[0]))
+        .args(&args[1..])
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        args[0],
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+pub async fn produce_with_rdkafka(brokers: &str, values: &[Vec<u8>]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for (i, value) in values.iter().enumerate() {
+        let key = i.to_string();
+        producer
+            .send(
+                FutureRecord::to(TOPIC).key(&key).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+    }
+}
+
+/// Produces `count` events with a Python client (`confluent-kafka` or `kafka-python`),
+/// compressed with `codec`.
+pub fn produce_with_python(brokers: &str, count: u64, client: &str, codec: &str) {
+    produce_tagged_with_python(brokers, count, client, codec, "");
+}
+
+/// As [`produce_with_python`], each event's message `TAG N` (N counting from 0) when `tag`
+/// is not empty, so each run's events can be told apart in SQL.
+pub fn produce_tagged_with_python(brokers: &str, count: u64, client: &str, codec: &str, tag: &str) {
+    let produced = run_python(&[
+        "produce.py",
+        "--tag",
+        tag,
+        "--brokers",
+        brokers,
+        "--topic",
+        TOPIC,
+        "--count",
+        &count.to_string(),
+        "--client",
+        client,
+        "--compression",
+        codec,
+    ]);
+    assert!(
+        produced.contains(&format!("produced {count}")),
+        "{client} {codec}"
+    );
+}
+
+/// Whether `/health` says ingest has read every partition to its end: no lag, or nothing in
+/// it to read (a partition nothing was consumed from has no position).
+pub fn caught_up(health: &Value) -> bool {
+    health["kafka"]["partitions"]
+        .as_array()
+        .is_some_and(|partitions| {
+            !partitions.is_empty()
+                && partitions
+                    .iter()
+                    .all(|p| p["lag"] == 0 || (p["position"].is_null() && p["highWatermark"] == 0))
+        })
+}
+
+/// `/api/metrics?{query}` once it counts `total` requests, and not one more.
+pub async fn metrics_counting(
+    server: &Server,
+    client: &reqwest::Client,
+    query: &str,
+    total: u64,
+) -> Value {
+    let url = server.url(&format!("/api/metrics?{query}"));
+    let metrics: Value = eventually(
+        Duration::from_secs(60),
+        &format!("{total} events in the metrics"),
+        server,
+        || async {
+            let m: Value = get_json(client, &url).await?;
+            (m["totalRequests"].as_u64()? >= total).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(metrics["totalRequests"], total);
+    // Again once ingest has read to the end of every partition: a duplicate read after the
+    // first sample that reached the total shows here.
+    let health = server.url("/health");
+    eventually(
+        Duration::from_secs(60),
+        "ingest at the end of the topic",
+        server,
+        || async {
+            let h: Value = get_json(client, &health).await?;
+            caught_up(&h).then_some(())
+        },
+    )
+    .await;
+    let metrics: Value = get_json(client, &url).await.expect("the metrics");
+    assert_eq!(
+        metrics["totalRequests"], total,
+        "counted more once ingest caught up"
+    );
+    metrics
+}
+
+/// Minimal JSON events with numbered endpoints under `prefix`, one per message.
+pub fn numbered_events(prefix: &str, numbers: std::ops::Range<u64>) -> Vec<Vec<u8>> {
+    numbers
+        .map(|i| format!(r#"{{"endpoint":"/{prefix}/{i}","status":200}}"#).into_bytes())
+        .collect()
+}
+
+/// Opens `/events` as a reconnecting client would and collects the events of `log` batches
+/// until it has `count`.
+pub async fn sse_log_events(
+    client: &reqwest::Client,
+    url: &str,
+    last_event_id: &str,
+    count: usize,
+) -> Vec<Value> {
+    let response = client
+        .get(url)
+        .header("Last-Event-ID", last_event_id)
+        .send()
+        .await
+        .expect("SSE");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while events.len() < count {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let message: String = text.drain(..end + 2).collect();
+                let is_log = message.lines().any(|l| l == "event: log");
+                let data = message.lines().find_map(|l| l.strip_prefix("data: "));
+                if let (true, Some(data)) = (is_log, data) {
+                    let batch: Vec<Value> = serde_json::from_str(data).expect("a JSON array");
+                    events.extend(batch);
+                }
+            }
+        }
+    })
+    .await
+    .expect("the log events within 10 s");
+    events
+}
+
+/// One message of the dead-letter topic: the original bytes and what its headers say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub reason: String,
+    pub error: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Reads `count` messages of the dead-letter topic: (reason header, original bytes).
+pub async fn dead_letters(brokers: &str, count: usize) -> Vec<(String, Vec<u8>)> {
+    read_dead_letters(brokers, count, Duration::ZERO)
+        .await
+        .into_iter()
+        .map(|letter| (letter.reason, letter.payload))
+        .collect()
+}
+
+/// Reads the dead-letter topic to its end: at least `at_least` messages, then on until none
+/// has come for `quiet`.
+pub async fn dead_letters_to_end(
+    brokers: &str,
+    at_least: usize,
+    quiet: Duration,
+) -> Vec<DeadLetter> {
+    read_dead_letters(brokers, at_least, quiet).await
+}
+
+async fn read_dead_letters(brokers: &str, at_least: usize, quiet: Duration) -> Vec<DeadLetter> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-dead-letters")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("web-logs.dlq", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut letters = Vec::new();
+    loop {
+        let wait = match letters.len() < at_least {
+            true => Duration::from_secs(20),
+            false if quiet.is_zero() => break,
+            false => quiet,
+        };
+        let message = match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(message) => message.expect("a dead letter"),
+            Err(_) if letters.len() >= at_least => break,
+            Err(_) => panic!("{} dead letters within 20 s, not {at_least}", letters.len()),
+        };
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| panic!("a {name} header"))
+        };
+        letters.push(DeadLetter {
+            reason: header("reason"),
+            error: header("error"),
+            source_partition: header("source-partition").parse().expect("a partition"),
+            source_offset: header("source-offset").parse().expect("an offset"),
+            payload: message.payload().unwrap_or_default().to_vec(),
+        });
+    }
+    letters
+}
+
+/// The first row of `query`'s answer from the API at `url`, or None while the server does not
+/// answer it (say, while it restarts).
+pub async fn first_row(client: &reqwest::Client, url: &str, query: &str) -> Option<Vec<Value>> {
+    let answer: Value = client
+        .post(url)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    answer["rows"].get(0)?.as_array().cloned()
+}
+
+pub async fn sql(client: &reqwest::Client, server: &Server, query: &str) -> (u16, Value) {
+    let response = client
+        .post(server.url("/api/query"))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("query request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json answer"))
+}
+
+/// Reads an `/events` stream until a `metrics` frame counts `total` requests.
+pub async fn live_metrics_counting(sse: &mut reqwest::Response, total: u64) -> Value {
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let chunk = sse.chunk().await.expect("chunk").expect("stream open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let message: String = text.drain(..end + 2).collect();
+                if message.contains("event: metrics") {
+                    let data = message
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap();
+                    let metrics: Value = serde_json::from_str(data).unwrap();
+                    if metrics["totalRequests"] == total {
+                        return metrics;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("a metrics frame counting {total} requests within 60 s"))
+}
+
+/// Runs `lakepulse gen` against the server's broker until it has produced `count` events.
+pub fn generate(server: &Server, count: u64, rate: u64) {
+    generate_to(&server.brokers(), count, rate);
+}
+
+/// Runs `lakepulse gen` against `brokers` until it has produced `count` events.
+pub fn generate_to(brokers: &str, count: u64, rate: u64) {
+    let gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args([
+            "gen",
+            "--count",
+            &count.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .env("KAFKA_BROKERS", brokers)
+        .output()
+        .expect("run gen");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+}
+
+/// Produces `count` events at `rate` on a blocking thread, so the test's own clients go on
+/// reading meanwhile; resolves when the producer has finished, to when it did.
+pub async fn generate_while_reading(server: &Server, count: u64, rate: u64) -> Instant {
+    let brokers = server.brokers();
+    tokio::task::spawn_blocking(move || generate_to(&brokers, count, rate))
+        .await
+        .expect("gen ran");
+    Instant::now()
+}
+
+/// A tansu broker of the test's own; `storage` as tansu's `--storage-engine` takes it.
+pub fn start_tansu(port: u16, dir: &Path, storage: &str) -> Child {
+    let listener = format!("tcp://127.0.0.1:{port}");
+    Command::new("tansu")
+        .args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &listener,
+        ])
+        .args(["--storage-engine", storage])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu on PATH (make test-tools installs it)")
+}

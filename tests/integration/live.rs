@@ -1,0 +1,282 @@
+//! The live side: anomalies caught and alerted, and SSE clients that are slow or many.
+
+use super::harness::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// A webhook on loopback that keeps what it is sent.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sent = sent.clone();
+            async move {
+                let _ = sent.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test]
+async fn error_bursts_and_latency_spikes_are_caught_and_alerted_steady_traffic_is_not() {
+    let (hook, mut alerts) = webhook_receiver().await;
+    let (server, client) = Server::ready(&[("ALERT_WEBHOOK_URL", hook.as_str())]).await;
+
+    // Twelve minutes of event time in about twelve seconds: ten steady minutes, then a 30 s
+    // error burst at 600 s and a 30 s latency spike at 660 s.
+    const SPEEDUP: i64 = 60;
+    let first = chrono::Utc::now() - chrono::Duration::minutes(15);
+    let mut gen = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args(["gen", "--steady", "--rate", "40", "--duration", "720"])
+        .args(["--speedup", &SPEEDUP.to_string()])
+        .args(["--start-time", &first.to_rfc3339()])
+        .args(["--error-burst", "600:30", "--latency-spike", "660:30"])
+        .env("KAFKA_BROKERS", server.brokers())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run gen");
+    let gen_started = Instant::now();
+    let at = |secs: i64| first + chrono::Duration::seconds(secs);
+    // When the producer sends event second `secs`, on the wall clock.
+    let sent_at = |secs: u64| gen_started + Duration::from_secs(secs) / SPEEDUP as u32;
+
+    // Watch while it produces: when each anomaly is first listed is when it was detected.
+    let detected = std::cell::RefCell::new(std::collections::HashMap::<&str, Instant>::new());
+    let anomalies: Vec<Value> = eventually(
+        Duration::from_secs(60),
+        "both anomalies",
+        &server,
+        || async {
+            let list: Vec<Value> =
+                serde_json::from_value(get_json(&client, &server.url("/api/anomalies")).await?)
+                    .ok()?;
+            let mut detected = detected.borrow_mut();
+            for kind in ["errorRate", "latency"] {
+                if list
+                    .iter()
+                    .any(|a| a["kind"] == kind && a["scope"] == "overall")
+                {
+                    detected.entry(kind).or_insert_with(Instant::now);
+                }
+            }
+            (detected.len() == 2).then_some(list)
+        },
+    )
+    .await;
+    let detected = detected.into_inner();
+    assert!(gen.wait().await.expect("gen ran").success());
+    let started = |a: &Value| {
+        a["started"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let overall = |kind: &str| {
+        anomalies
+            .iter()
+            .find(|a| a["kind"] == kind && a["scope"] == "overall")
+            .unwrap()
+    };
+    for (kind, from) in [("errorRate", 600), ("latency", 660)] {
+        let lag = (started(overall(kind)) - at(from)).num_seconds();
+        assert!(
+            (-10..=30).contains(&lag),
+            "{kind} placed {lag} s after it began"
+        );
+        // Detected once its events arrived, and within seconds of them (a closed bucket is
+        // judged every second), not when some later event or a restart got round to it.
+        let begun = sent_at(from as u64);
+        let detected_at = detected[kind];
+        assert!(
+            detected_at >= begun,
+            "{kind} detected before its events were sent"
+        );
+        let after = detected_at - begun;
+        assert!(
+            after <= Duration::from_secs(10),
+            "{kind} detected {after:?} after its first events were sent"
+        );
+    }
+    assert!(overall("errorRate")["peak"].as_f64().unwrap() > 20.0);
+    // Nothing in the ten steady minutes (the bucket holding 600 s may start up to 10 s earlier).
+    let early: Vec<&Value> = anomalies.iter().filter(|a| started(a) < at(590)).collect();
+    assert!(early.is_empty(), "steady traffic raised {early:#?}");
+
+    // Both went out through the webhook.
+    let mut alerted = std::collections::HashMap::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while alerted.len() < 2 {
+            let alert = alerts.recv().await.expect("webhook open");
+            let kind = alert["anomaly"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if alert["anomaly"]["scope"] == "overall"
+                && ["errorRate", "latency"].contains(&kind.as_str())
+            {
+                alerted.entry(kind).or_insert(alert);
+            }
+        }
+    })
+    .await
+    .expect("the error burst and the latency spike alerted through the webhook");
+    for (kind, headline) in [
+        ("errorRate", "error rate up"),
+        ("latency", "p95 latency up"),
+    ] {
+        let text = alerted[kind]["text"].as_str().unwrap();
+        assert!(text.contains(headline), "{text}");
+    }
+}
+
+/// The last `metrics` frame must come this soon after the producer ends (frames go out every
+/// second): a live client that was slowed down misses it.
+const FRESH_AFTER_PRODUCER: Duration = Duration::from_secs(10);
+
+/// Reads the live client until a metrics frame counts `total`, while the producer runs; the
+/// frame must come soon after the producer's end.
+async fn counted_soon_after_producer(
+    server: &Server,
+    live: &mut reqwest::Response,
+    total: u64,
+    rate: u64,
+) {
+    let (counted_at, produced_at) = tokio::join!(
+        async {
+            live_metrics_counting(live, total).await;
+            Instant::now()
+        },
+        generate_while_reading(server, total, rate),
+    );
+    let late = counted_at.saturating_duration_since(produced_at);
+    assert!(
+        late <= FRESH_AFTER_PRODUCER,
+        "the live client saw the last events {late:?} after the producer ended"
+    );
+}
+
+#[tokio::test]
+async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, client) = Server::ready(&[]).await;
+    // Asks for the stream and never reads a byte of it, until the end.
+    let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stuck
+        .write_all(b"GET /events HTTP/1.1\r\nHost: lakepulse\r\n\r\n")
+        .await
+        .unwrap();
+    // A healthy client, there from the start.
+    let mut live = client.get(server.url("/events")).send().await.expect("SSE");
+    let _: Value = eventually(
+        Duration::from_secs(30),
+        "both clients counted",
+        &server,
+        || async {
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            (h["sseClients"] == 2).then_some(h)
+        },
+    )
+    .await;
+
+    // Far more than the socket buffers hold (about 20 MB of log frames): the stuck client
+    // falls behind, while the live one counts every event as they arrive.
+    const EVENTS: u64 = 60_000;
+    counted_soon_after_producer(&server, &mut live, EVENTS, 20_000).await;
+    // Counted while the live one is still open: a closed stream leaves the count only when
+    // the server next writes to it, so counting after dropping it would race.
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(
+        health["sseClients"], 2,
+        "the stuck client is still connected, just behind, beside the live one"
+    );
+
+    // The stuck client was held back: what its socket holds now (looked at, not read, so the
+    // server stays blocked) does not reach the last count. Read on, and the server sends the
+    // rest, or says what was skipped (`lagged`).
+    let last_count = format!("\"totalRequests\":{EVENTS},");
+    let mut buffer = vec![0; 64 << 20];
+    let queued = stuck
+        .peek(&mut buffer)
+        .await
+        .expect("the stuck client's socket");
+    let held = String::from_utf8_lossy(&buffer[..queued]).into_owned();
+    assert!(
+        held.contains("event: metrics") && !held.contains(&last_count),
+        "the stuck client's socket already held everything ({queued} bytes): it was never held back"
+    );
+    // Only the newest bytes are searched: a frame name or count cut between two reads is
+    // whole again in what is kept.
+    let seen = |window: &[u8], text: &str| window.windows(text.len()).any(|w| w == text.as_bytes());
+    let mut window: Vec<u8> = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let read = stuck
+                .read(&mut buffer)
+                .await
+                .expect("the stuck client's stream");
+            assert!(read > 0, "the server closed the stuck client's stream");
+            window.extend_from_slice(&buffer[..read]);
+            if seen(&window, &last_count) || seen(&window, "event: lagged") {
+                return;
+            }
+            window.drain(..window.len().saturating_sub(64));
+        }
+    })
+    .await
+    .expect("the stuck client, once it reads, gets the rest or a lagged frame");
+    drop((stuck, live));
+}
+
+#[tokio::test]
+async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
+    use tokio::io::AsyncWriteExt;
+    const IDLE: u64 = 10_000;
+    const EVENTS: u64 = 2_000;
+    rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
+    let (server, client) = Server::ready(&[]).await;
+    // Each asks for the stream and then sits there, reading nothing.
+    let mut idle = Vec::with_capacity(IDLE as usize);
+    for _ in 0..IDLE {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .expect("an idle connection");
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: lakepulse\r\n\r\n")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every idle client connected",
+        &server,
+        || async {
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            (h["sseClients"] == IDLE).then_some(())
+        },
+    )
+    .await;
+
+    let mut live = client.get(server.url("/events")).send().await.expect("SSE");
+    counted_soon_after_producer(&server, &mut live, EVENTS, 1_000).await;
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(
+        health["sseClients"],
+        IDLE + 1,
+        "the idle clients are all still there, beside the live one"
+    );
+    assert_eq!(health["status"], "healthy");
+    let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
+    assert_eq!(status, 200, "{answer}");
+    drop((idle, live));
+}
