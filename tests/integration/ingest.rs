@@ -644,7 +644,7 @@ async fn batches_from_other_clients_are_read_whatever_the_codec() {
         &server,
         || async {
             let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
-            (status == 200 && answer["rows"][0][0] == total).then_some(())?;
+            (status == 200 && answer["rows"][0][0].as_u64()? >= total).then_some(())?;
             Some(sql(&client, &server, by_run).await.1)
         },
     )
