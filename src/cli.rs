@@ -97,9 +97,14 @@ pub struct ServeArgs {
     /// Longest a SQL query may run before it is stopped.
     #[arg(long, env = "QUERY_TIMEOUT_SECS", default_value_t = 30)]
     query_timeout_secs: u64,
-    /// Memory one SQL query may use (joins, sorts, aggregations) before it is refused.
+    /// Memory all SQL queries together may use (joins, sorts, aggregations); a query that
+    /// needs more than is left is refused.
     #[arg(long, env = "QUERY_MEMORY_MB", default_value_t = 512)]
     query_memory_mb: usize,
+    /// SQL queries that may run at once; another waits up to 5 s for one to end, then is
+    /// turned away (HTTP 429).
+    #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 4)]
+    query_concurrency: usize,
     /// Seconds between compactions, vacuums and checkpoints of the lake.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     lake_maintenance_secs: u64,
@@ -149,7 +154,8 @@ impl ServeArgs {
             commit_max_rows: self.commit_max_rows.max(1),
             alert_webhook_url: self.alert_webhook_url.clone(),
             query_timeout: Duration::from_secs(self.query_timeout_secs),
-            query_memory_bytes: self.query_memory_mb * 1024 * 1024,
+            query_memory_bytes: self.query_memory_mb.saturating_mul(1024 * 1024),
+            query_concurrency: self.query_concurrency,
             lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
         }
     }

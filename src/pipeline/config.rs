@@ -53,8 +53,10 @@ pub struct PipelineConfig {
     pub alert_webhook_url: Option<String>,
     /// Longest a SQL query may run.
     pub query_timeout: Duration,
-    /// Memory one SQL query may use.
+    /// Memory all SQL queries together may use.
     pub query_memory_bytes: usize,
+    /// SQL queries that may run at once.
+    pub query_concurrency: usize,
     /// Time between compactions, vacuums and checkpoints of the lake.
     pub lake_maintenance_every: Duration,
 }

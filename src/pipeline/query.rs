@@ -9,6 +9,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::MemorySchemaProvider;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
+use deltalake::datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -20,6 +21,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use url::Url;
 
@@ -67,6 +69,9 @@ pub enum QueryError {
     /// The table could not be read.
     #[error("could not read the table: {0}")]
     Table(#[from] DeltaTableError),
+    /// As many queries as may run at once were running for the whole wait.
+    #[error("{0} queries are running, the most that may run at once; try again shortly")]
+    Busy(usize),
     /// The query's task failed (a panic in the engine).
     #[error("the query failed: {0}")]
     Failed(String),
@@ -83,6 +88,7 @@ impl QueryError {
             | QueryError::Sql(_)
             | QueryError::Timeout(_)
             | QueryError::Cancelled
+            | QueryError::Busy(_)
             | QueryError::NoSuchVersion(_) => true,
             QueryError::Table(_) | QueryError::Failed(_) | QueryError::Export(..) => false,
         }
@@ -95,31 +101,53 @@ impl From<DataFusionError> for QueryError {
     }
 }
 
+/// How long a query waits for one of the running ones to end before it is turned away.
+const ADMISSION_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs read-only SQL over the table, within its limits.
 #[derive(Clone)]
 pub struct QueryEngine {
     table_url: Url,
     timeout: Duration,
     max_rows: usize,
-    memory_limit: usize,
+    /// One budget for all queries together: N queries at once cannot hold N budgets.
+    memory: Arc<dyn MemoryPool>,
+    /// One permit per query allowed to run at once.
+    admission: Arc<Semaphore>,
+    concurrency: usize,
     running: Arc<Mutex<HashMap<String, AbortHandle>>>,
 }
 
 impl QueryEngine {
+    /// An engine over the table at `table_url` with the default limits.
     pub fn new(table_url: Url) -> Self {
         QueryEngine {
             table_url,
             timeout: Duration::from_secs(30),
             max_rows: 10_000,
-            memory_limit: 512 * 1024 * 1024,
+            memory: Arc::new(GreedyMemoryPool::new(512 * 1024 * 1024)),
+            admission: Arc::new(Semaphore::new(4)),
+            concurrency: 4,
             running: Arc::default(),
         }
     }
 
-    /// How long a query may run, and how much memory it may hold, before it is stopped.
+    /// How long a query may run, and how much memory all queries together may hold, before
+    /// one is stopped.
     pub fn with_limits(self, timeout: Duration, memory_limit: usize) -> Self {
         QueryEngine {
             timeout,
-            memory_limit,
+            memory: Arc::new(GreedyMemoryPool::new(memory_limit)),
+            ..self
+        }
+    }
+
+    /// How many queries may run at once; more wait a moment, then are turned away.
+    pub fn with_concurrency(self, concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        QueryEngine {
+            admission: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
             ..self
         }
     }
@@ -147,6 +175,10 @@ impl QueryEngine {
             (asked, written) => written.or(asked),
         };
         let started = Instant::now();
+        let admitted = tokio::time::timeout(ADMISSION_WAIT, self.admission.clone().acquire_owned())
+            .await
+            .map_err(|_| QueryError::Busy(self.concurrency))?
+            .map_err(|_| QueryError::Busy(self.concurrency))?;
         let ctx = self.session(version).await?;
         let max_rows = self.max_rows;
         // Reads only: DataFusion refuses DDL (CREATE EXTERNAL TABLE, ...), DML (INSERT, COPY)
@@ -156,6 +188,8 @@ impl QueryEngine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let work = query_runtime().spawn(async move {
+            // Held until the work itself ends, which may be after a timeout was answered.
+            let _admitted = admitted;
             let frame = ctx.sql_with_options(&sql, read_only).await?;
             let columns: Vec<String> = frame
                 .schema()
@@ -175,19 +209,18 @@ impl QueryEngine {
             }
             Ok::<_, DataFusionError>((columns, batches))
         });
-        let abort = work.abort_handle();
+        // Whatever way this ends (an answer, the time limit, the client gone and this future
+        // dropped), the work stops with it and its id is forgotten.
+        let _stop_with_the_request = StopOnDrop {
+            work: work.abort_handle(),
+            id: request.id.clone(),
+            running: self.running.clone(),
+        };
         if let Some(id) = &request.id {
-            self.running().insert(id.clone(), abort.clone());
+            self.running().insert(id.clone(), work.abort_handle());
         }
-        let outcome = tokio::time::timeout(self.timeout, work).await;
-        if let Some(id) = &request.id {
-            self.running().remove(id);
-        }
-        let (columns, batches) = match outcome {
-            Err(_) => {
-                abort.abort();
-                return Err(QueryError::Timeout(self.timeout));
-            }
+        let (columns, batches) = match tokio::time::timeout(self.timeout, work).await {
+            Err(_) => return Err(QueryError::Timeout(self.timeout)),
             Ok(Err(joined)) if joined.is_cancelled() => return Err(QueryError::Cancelled),
             Ok(Err(joined)) => return Err(QueryError::Failed(joined.to_string())),
             Ok(Ok(answer)) => answer?,
@@ -211,12 +244,12 @@ impl QueryEngine {
     }
 
     /// A fresh session over one version of the table (the latest by default, so every query
-    /// sees the last commit), with its own memory budget.
+    /// sees the last commit), drawing on the budget all queries share.
     async fn session(&self, version: Option<u64>) -> Result<SessionContext, QueryError> {
         let table = self.open(version).await?;
         let provider = table.table_provider().await?;
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(self.memory_limit, 1.0)
+            .with_memory_pool(self.memory.clone())
             .build_arc()?;
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
@@ -270,6 +303,25 @@ impl QueryEngine {
                 }
             })
             .collect())
+    }
+}
+
+/// Stops a query's work and forgets its id when the request that started it ends.
+struct StopOnDrop {
+    work: AbortHandle,
+    id: Option<String>,
+    running: Arc<Mutex<HashMap<String, AbortHandle>>>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.work.abort();
+        if let Some(id) = &self.id {
+            self.running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(id);
+        }
     }
 }
 
@@ -692,8 +744,8 @@ mod tests {
 
     #[tokio::test]
     async fn limits_stop_runaway_queries_and_cancel_works() {
-        let (_dir, mut engine) = empty_table().await;
-        engine.memory_limit = 1024 * 1024;
+        let (_dir, engine) = empty_table().await;
+        let mut engine = engine.with_limits(Duration::from_secs(30), 1024 * 1024);
         let error = engine
             .run(&QueryRequest::sql(
                 "SELECT value, count(*) FROM generate_series(1, 2000000) GROUP BY value",

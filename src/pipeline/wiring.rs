@@ -176,7 +176,8 @@ impl Pipeline {
             started,
             live,
             query: QueryEngine::new(table_url)
-                .with_limits(config.query_timeout, config.query_memory_bytes),
+                .with_limits(config.query_timeout, config.query_memory_bytes)
+                .with_concurrency(config.query_concurrency),
             history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
             kafka,
             link,

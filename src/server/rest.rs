@@ -32,9 +32,10 @@ fn error_response(status: StatusCode, message: String) -> Response {
 
 impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
-        let status = match self.is_client_error() {
-            true => StatusCode::BAD_REQUEST,
-            false => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match &self {
+            QueryError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            error if error.is_client_error() => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error_response(status, self.to_string())
     }

@@ -184,3 +184,46 @@ async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     assert_eq!(health["status"], "healthy");
 }
+
+#[tokio::test]
+async fn queries_past_the_limit_are_turned_away_and_a_query_whose_client_left_stops() {
+    const HELD: usize = 2;
+    let (server, client) =
+        Server::ready(&[("QUERY_TIMEOUT_SECS", "120"), ("QUERY_CONCURRENCY", "2")]).await;
+    // Runaway queries take every place; only their clients leaving can end them in time.
+    let runaway = "SELECT count(*) FROM generate_series(1, 1000000000000)";
+    let holders: Vec<_> = (0..HELD)
+        .map(|_| {
+            let (client, url) = (client.clone(), server.url("/api/query"));
+            tokio::spawn(async move {
+                let _ = client
+                    .post(url)
+                    .json(&json!({ "query": runaway }))
+                    .send()
+                    .await;
+            })
+        })
+        .collect();
+    eventually(
+        Duration::from_secs(30),
+        "the runaways admitted",
+        &server,
+        || async {
+            let (status, _) = sql(&client, &server, "SELECT 1").await;
+            (status == 429).then_some(())
+        },
+    )
+    .await;
+    let (status, answer) = sql(&client, &server, "SELECT 1").await;
+    assert_eq!(status, 429, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains("at once"), "{error}");
+
+    // Their clients give up: the server stops their work, and the places are free again long
+    // before the two minutes of their time limit.
+    for holder in holders {
+        holder.abort();
+    }
+    let (status, answer) = sql(&client, &server, "SELECT 1 AS one").await;
+    assert_eq!((status, &answer["rows"]), (200, &json!([[1]])), "{answer}");
+}
