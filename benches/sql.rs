@@ -73,7 +73,10 @@ async fn write_table(path: &Path, rows: u64) {
         input.send(consumed).await.expect("the sink runs");
     }
     drop(input);
-    writer.await.expect("the sink finished");
+    writer
+        .await
+        .expect("the sink finished")
+        .expect("every commit landed");
     let rows_committed = status.read().unwrap().rows_committed;
     assert_eq!(rows_committed, rows, "every row committed");
 }

@@ -205,13 +205,28 @@ impl ConsumeFailures {
     }
 }
 
+/// Why ingest stopped reading.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestStop {
+    /// The lake no longer takes events.
+    #[error("ingest stopped: the lake stopped taking events")]
+    LakeStopped,
+    /// librdkafka ended the message stream.
+    #[error("ingest stopped: the Kafka message stream ended")]
+    StreamEnded,
+    /// Ingest panicked.
+    #[error("ingest stopped: it panicked: {0}")]
+    Panicked(String),
+}
+
+/// Reads messages until the stream or the lake ends, and says which did.
 pub async fn run(
     consumer: Arc<StreamConsumer>,
     live: Arc<Live>,
     dead_letters: DeadLetters,
     lake: mpsc::Sender<Consumed>,
     failures: Arc<ConsumeFailures>,
-) {
+) -> IngestStop {
     // One stream for the whole run: `recv` would set one up and tear it down per message.
     let mut messages = consumer.stream();
     while let Some(received) = messages.next().await {
@@ -255,11 +270,10 @@ pub async fn run(
             produced_at,
         };
         if lake.send(consumed).await.is_err() {
-            tracing::error!("the lake stopped; ingest stops with it");
-            return;
+            return IngestStop::LakeStopped;
         }
     }
-    tracing::error!("the Kafka message stream ended; ingest stops");
+    IngestStop::StreamEnded
 }
 
 /// What ingest last learned of its link to Kafka; the health view is built from this.
@@ -269,6 +283,8 @@ pub struct KafkaLink {
     pub state: LinkState,
     /// Where ingest stands in each partition, as of the last probe.
     pub partitions: Vec<PartitionProgress>,
+    /// Set once ingest has stopped: whatever the broker says, nothing is read any more.
+    pub stopped: Option<IngestStop>,
 }
 
 impl KafkaLink {
@@ -277,6 +293,15 @@ impl KafkaLink {
         KafkaLink {
             state: LinkState::Connected { partitions },
             partitions: Vec::new(),
+            stopped: None,
+        }
+    }
+
+    /// The traffic light and its reason: a stopped ingest outranks what the broker says.
+    pub fn status(&self) -> (StageState, String) {
+        match &self.stopped {
+            Some(stop) => (StageState::Down, stop.to_string()),
+            None => (self.state.stage_state(), self.state.to_string()),
         }
     }
 
@@ -426,4 +451,22 @@ fn progress(consumer: &StreamConsumer, topic: &str) -> Result<Vec<PartitionProgr
         return Err(IngestError::NoPartitions(topic.to_owned()));
     }
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_ingest_is_down_whatever_the_broker_says() {
+        let mut link = KafkaLink::assigned(3);
+        assert_eq!(
+            link.status(),
+            (StageState::Connected, "3 partitions".into())
+        );
+        link.stopped = Some(IngestStop::Panicked("poison".into()));
+        let (state, detail) = link.status();
+        assert_eq!(state, StageState::Down);
+        assert_eq!(detail, "ingest stopped: it panicked: poison");
+    }
 }

@@ -140,6 +140,8 @@ pub enum LakeActivity {
         /// Rows in that commit.
         rows: u64,
     },
+    /// The sink has stopped: nothing is committed any more.
+    Stopped(SinkStop),
     /// The last commit failed; its rows wait for the next try.
     CommitFailed {
         /// Rows waiting.
@@ -153,7 +155,7 @@ impl LakeActivity {
     /// Up unless commits are failing.
     pub fn state(&self) -> StageState {
         match self {
-            LakeActivity::CommitFailed { .. } => StageState::Down,
+            LakeActivity::CommitFailed { .. } | LakeActivity::Stopped(_) => StageState::Down,
             _ => StageState::Connected,
         }
     }
@@ -164,11 +166,24 @@ impl std::fmt::Display for LakeActivity {
         match self {
             LakeActivity::WaitingForEvents => write!(f, "waiting for events"),
             LakeActivity::Committed { rows } => write!(f, "committed {rows} rows"),
+            LakeActivity::Stopped(stop) => write!(f, "{stop}"),
             LakeActivity::CommitFailed { waiting, error } => {
                 write!(f, "commit failed, {waiting} rows waiting: {error}")
             }
         }
     }
+}
+
+/// Why the lake sink stopped before its input ended.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SinkStop {
+    /// A commit's task failed; its rows went with it, so no later commit may carry the
+    /// offsets past them.
+    #[error("the lake stopped: a commit failed beyond retrying: {0}")]
+    CommitLost(String),
+    /// The sink itself panicked.
+    #[error("the lake stopped: it panicked: {0}")]
+    Panicked(String),
 }
 
 /// How the last run of [`maintain_once`] went.
@@ -449,7 +464,7 @@ impl LakeSink {
         mut input: mpsc::Receiver<Consumed>,
         interval: Duration,
         max_rows: usize,
-    ) {
+    ) -> Result<(), SinkStop> {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut writing: Option<Writing> = None;
@@ -463,8 +478,7 @@ impl LakeSink {
                 },
                 written = async { writing.as_mut().expect("a write in flight").await }, if writing.is_some() => {
                     writing = None;
-                    let Some(written) = landed_or_stop(written) else { return };
-                    failed = !self.finish(written);
+                    failed = !self.finish(landed_or_stop(written)?);
                 }
                 _ = tick.tick() => {
                     // An interval that passes with nothing waiting asks for nothing: the
@@ -482,14 +496,12 @@ impl LakeSink {
         }
         // Input closed: the write in flight, then whatever is left.
         if let Some(writing) = writing {
-            let Some(written) = landed_or_stop(writing.await) else {
-                return;
-            };
-            self.finish(written);
+            self.finish(landed_or_stop(writing.await)?);
         }
         if !self.rows.is_empty() {
             self.commit().await;
         }
+        Ok(())
     }
 
     /// Writes the waiting rows in one commit, here and now; true when it landed.
@@ -570,13 +582,11 @@ impl LakeSink {
     }
 }
 
-/// The commit a write task returned; None when the task panicked. Its rows went with it, so
-/// the sink must stop: a later commit would carry the offsets past them. The next start reads
+/// The commit a write task returned, or why the sink stops when the task panicked: its rows
+/// went with it, so a later commit would carry the offsets past them. The next start reads
 /// them again from the table's offsets.
-fn landed_or_stop(written: Result<Written, tokio::task::JoinError>) -> Option<Written> {
-    written
-        .inspect_err(|error| tracing::error!(%error, "a Delta commit task failed; the lake stops"))
-        .ok()
+fn landed_or_stop(written: Result<Written, tokio::task::JoinError>) -> Result<Written, SinkStop> {
+    written.map_err(|error| SinkStop::CommitLost(error.to_string()))
 }
 
 /// Appends `rows` to the table in one commit that also records `next_offsets` as Delta
@@ -665,7 +675,7 @@ mod tests {
         .await
         .unwrap();
         drop(tx);
-        running.await.unwrap();
+        running.await.unwrap().unwrap();
 
         let expected = HashMap::from([(0, 12), (1, 11)]);
         let reopened = open_or_create(&url).await.unwrap();

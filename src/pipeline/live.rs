@@ -5,6 +5,7 @@
 use crate::model::{sse, Anomaly, LiveEvent, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
 use crate::pipeline::anomaly::{Change, Detector};
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
+use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -28,26 +29,28 @@ pub struct Logged {
     pub json: String,
 }
 
-/// One broadcast to every SSE client.
+/// One broadcast to every SSE client. Messages are rendered once, as the bytes every client
+/// is sent: with ten thousand clients, rendering them for each client starved them all.
 #[derive(Clone, Debug)]
 pub enum SseFrame {
-    /// A named JSON payload (metrics, health, anomalies).
-    Json { event: &'static str, data: Arc<str> },
+    /// A whole message (metrics, health, anomalies), the same for everyone.
+    Message(Bytes),
     /// The events since the last batch; each client sends the ones its filter wants.
     Logs(Arc<LogBatch>),
 }
 
-/// The data of one `log` message: the newest events (at most [`MAX_EVENTS_PER_BATCH`]) as a
-/// JSON array, and the number of the last.
-pub type LogsJson = (Arc<str>, u64);
+/// One SSE message on the wire: `event`, the `id` a client resumes after, and `data`, which
+/// is compact JSON and so one line.
+pub fn sse_message(event: &str, id: Option<u64>, data: &str) -> Bytes {
+    let id = id.map_or(String::new(), |id| format!("id: {id}\n"));
+    Bytes::from(format!("event: {event}\n{id}data: {data}\n\n"))
+}
 
-/// One batch of events for every SSE client. Most clients filter nothing: their message is
-/// rendered once for all of them (with ten thousand clients, rendering it for each one
-/// starved them all).
+/// One batch of events for every SSE client; most filter nothing and share one message.
 #[derive(Debug)]
 pub struct LogBatch {
     logs: Vec<Arc<Logged>>,
-    for_everyone: OnceLock<Option<LogsJson>>,
+    for_everyone: OnceLock<Option<Bytes>>,
 }
 
 impl LogBatch {
@@ -64,19 +67,20 @@ impl LogBatch {
     }
 
     /// The `log` message for a client with `filter`; None when no event passes it.
-    pub fn json_for(&self, filter: &LogFilter) -> Option<LogsJson> {
+    pub fn message_for(&self, filter: &LogFilter) -> Option<Bytes> {
         match filter.passes_everything() {
             true => self
                 .for_everyone
-                .get_or_init(|| logs_json(&self.logs, filter))
+                .get_or_init(|| log_message(&self.logs, filter))
                 .clone(),
-            false => logs_json(&self.logs, filter),
+            false => log_message(&self.logs, filter),
         }
     }
 }
 
-/// The newest events of `logs` that pass `filter`, as one `log` message's data.
-pub fn logs_json(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<LogsJson> {
+/// The newest events of `logs` that pass `filter` (at most [`MAX_EVENTS_PER_BATCH`]) as one
+/// `log` message: a JSON array, with the last event's number as its id.
+pub fn log_message(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Bytes> {
     let matching: Vec<&Arc<Logged>> = logs
         .iter()
         .filter(|l| filter.matches(&l.live.event))
@@ -93,7 +97,7 @@ pub fn logs_json(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<LogsJson> {
         data.push_str(&logged.json);
     }
     data.push(']');
-    Some((data.into(), last_seq))
+    Some(sse_message(sse::LOG, Some(last_seq), &data))
 }
 
 pub struct Live {
@@ -248,10 +252,9 @@ impl Live {
         }
         match serde_json::to_string(payload) {
             Ok(json) => {
-                let _ = self.frames.send(SseFrame::Json {
-                    event,
-                    data: json.into(),
-                });
+                let _ = self
+                    .frames
+                    .send(SseFrame::Message(sse_message(event, None, &json)));
             }
             Err(error) => tracing::error!(%error, event, "could not serialize an SSE frame"),
         }

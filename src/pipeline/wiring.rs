@@ -4,11 +4,12 @@
 use super::alert;
 use super::broker::{self, BrokerError, EmbeddedBroker};
 use super::config::{KafkaSource, PipelineConfig};
-use super::ingest::{self, DeadLetters, IngestError, KafkaLink};
-use super::lake::{self, LakeError, LakeProgress, LakeSink};
+use super::ingest::{self, DeadLetters, IngestError, IngestStop, KafkaLink};
+use super::lake::{self, LakeActivity, LakeError, LakeProgress, LakeSink, SinkStop};
 use super::live::{Live, Logged, SseClientGuard, SseFrame};
 use super::metrics::SeriesMetric;
 use super::query::{Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
+use super::task::supervise;
 use super::AbortOnDrop;
 use crate::model::{
     sse, Anomaly, Health, HistoryEntry, KafkaStatus, LakeStatus, LiveEvent, LogFilter,
@@ -76,7 +77,7 @@ struct Running {
     demo: Option<AbortOnDrop>,
     ingest: AbortOnDrop,
     /// Commits what ingest handed it, then ends.
-    sink: tokio::task::JoinHandle<()>,
+    sink: AbortOnDrop,
     watch_connection: AbortOnDrop,
     broker: Option<EmbeddedBroker>,
 }
@@ -145,21 +146,46 @@ impl Pipeline {
             lake_progress.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
-        let sink =
-            tokio::spawn(sink.run(lake_input, config.commit_interval, config.commit_max_rows));
+        let sink_progress = lake_progress.clone();
+        let sink = supervise(
+            sink.run(lake_input, config.commit_interval, config.commit_max_rows),
+            move |ended| {
+                let stop = match ended {
+                    Ok(Ok(())) => return,
+                    Ok(Err(stop)) => stop,
+                    Err(panic) => SinkStop::Panicked(panic),
+                };
+                tracing::error!(%stop, "the lake sink stopped");
+                sink_progress
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .activity = LakeActivity::Stopped(stop);
+            },
+        );
         tokio::spawn(lake::maintain(
             table_url.clone(),
             lake_progress.clone(),
             config.lake_maintenance_every,
         ));
         let consume_failures = Arc::new(ingest::ConsumeFailures::default());
-        let ingest = AbortOnDrop(tokio::spawn(ingest::run(
-            consumer.clone(),
-            live.clone(),
-            dead_letters,
-            to_lake,
-            consume_failures.clone(),
-        )));
+        let ingest_link = link.clone();
+        let ingest = supervise(
+            ingest::run(
+                consumer.clone(),
+                live.clone(),
+                dead_letters,
+                to_lake,
+                consume_failures.clone(),
+            ),
+            move |ended| {
+                let stop = ended.unwrap_or_else(IngestStop::Panicked);
+                tracing::error!(%stop, "ingest stopped");
+                ingest_link
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .stopped = Some(stop);
+            },
+        );
         let watch_connection = AbortOnDrop(tokio::spawn(ingest::watch_connection(
             consumer,
             topic.clone(),
@@ -202,14 +228,15 @@ impl Pipeline {
     pub fn health(&self) -> Health {
         let link = self.link.read().unwrap_or_else(|e| e.into_inner()).clone();
         let lake = self.lake.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let (state, detail) = link.status();
         let kafka = KafkaStatus {
-            state: link.state.stage_state(),
+            state,
             brokers: self.kafka.brokers.clone(),
             embedded: self.kafka.embedded,
             topic: self.kafka.topic.clone(),
             dead_letter_topic: self.kafka.dead_letter_topic.clone(),
             group_id: self.kafka.group_id.clone(),
-            detail: link.state.to_string(),
+            detail,
             lag: link.lag(),
             partitions: link.partitions,
         };
@@ -286,7 +313,8 @@ impl Pipeline {
         }
         // Dropping ingest closes the lake's input; the sink commits what is left and ends.
         drop(running.ingest);
-        if tokio::time::timeout(FINAL_COMMIT_GRACE, running.sink)
+        let mut sink = running.sink;
+        if tokio::time::timeout(FINAL_COMMIT_GRACE, &mut sink.0)
             .await
             .is_err()
         {

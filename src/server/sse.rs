@@ -1,19 +1,25 @@
 //! `GET /events`: the live stream. Current metrics and health at once, then every frame the
 //! pipeline publishes; log batches keep to the query's filters, and with `Last-Event-ID` the
-//! stream first replays the kept events the client missed.
+//! stream first replays the kept events the client missed. Messages come rendered from the
+//! live stage, most of them shared by every client, and go out as they are.
 
 use crate::model::{sse, LogFilter};
-use crate::pipeline::live::{logs_json, LogsJson, SseFrame};
+use crate::pipeline::live::{log_message, sse_message, SseFrame};
 use crate::pipeline::Pipeline;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::stream::{self, Stream, StreamExt};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
+
+/// A comment this often keeps proxies and browsers from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// What a client wants of the stream besides its log filter.
 #[derive(Deserialize)]
@@ -27,7 +33,7 @@ pub(super) async fn events(
     Query(filter): Query<LogFilter>,
     Query(params): Query<StreamParams>,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Response {
     let wants_logs = params.logs.unwrap_or(true);
     let resume_after = headers
         .get("last-event-id")
@@ -35,49 +41,55 @@ pub(super) async fn events(
         .and_then(|v| v.trim().parse::<u64>().ok());
     let subscription = pipeline.subscribe(resume_after);
     let mut first = vec![
-        frame(sse::METRICS, &subscription.metrics),
-        frame(sse::HEALTH, &subscription.health),
+        json_message(sse::METRICS, &subscription.metrics),
+        json_message(sse::HEALTH, &subscription.health),
     ];
     if let Some((missed_logs, gone)) = subscription.missed {
         if gone > 0 {
-            first.push(frame(
+            first.push(json_message(
                 sse::LAGGED,
                 &serde_json::json!({ "missedEvents": gone }),
             ));
         }
         if wants_logs {
-            first.extend(logs_json(&missed_logs, &filter).map(log_message));
+            first.extend(log_message(&missed_logs, &filter));
         }
     }
     let viewer = subscription.viewer;
     let live = BroadcastStream::new(subscription.frames).filter_map(move |received| {
         let _counted_while_connected = &viewer;
         futures::future::ready(match received {
-            Ok(SseFrame::Json { event, data }) => Some(Event::default().event(event).data(&*data)),
-            Ok(SseFrame::Logs(batch)) => wants_logs
-                .then(|| batch.json_for(&filter))
-                .flatten()
-                .map(log_message),
-            Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(frame(
+            Ok(SseFrame::Message(message)) => Some(message),
+            Ok(SseFrame::Logs(batch)) => wants_logs.then(|| batch.message_for(&filter)).flatten(),
+            Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(json_message(
                 sse::LAGGED,
                 &serde_json::json!({ "skippedFrames": skipped }),
             )),
         })
     });
-    Sse::new(stream::iter(first).chain(live).map(Ok)).keep_alive(KeepAlive::default())
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.reset();
+    let comments = IntervalStream::new(keep_alive).map(|_| Bytes::from_static(b":\n\n"));
+    let body = stream::iter(first)
+        .chain(stream::select(live, comments))
+        .map(Ok::<_, Infallible>);
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
-/// One `log` message: the events' JSON array, with the last one's number as its id.
-fn log_message((data, last_seq): LogsJson) -> Event {
-    Event::default()
-        .event(sse::LOG)
-        .id(last_seq.to_string())
-        .data(&*data)
-}
-
-fn frame<T: serde::Serialize>(name: &'static str, payload: &T) -> Event {
-    Event::default()
-        .event(name)
-        .json_data(payload)
-        .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()))
+fn json_message<T: serde::Serialize>(event: &'static str, payload: &T) -> Bytes {
+    match serde_json::to_string(payload) {
+        Ok(json) => sse_message(event, None, &json),
+        Err(error) => sse_message(
+            "error",
+            None,
+            &serde_json::json!(error.to_string()).to_string(),
+        ),
+    }
 }
