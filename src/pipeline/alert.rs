@@ -18,6 +18,14 @@ struct Payload<'a> {
     anomaly: &'a Anomaly,
 }
 
+/// Chat webhooks (Slack, Mattermost) read `<...>` as links and mentions: a producer's path
+/// must not become one.
+fn escape_for_chat(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn headline(anomaly: &Anomaly) -> String {
     let state = if anomaly.ended.is_some() {
         "ended"
@@ -28,7 +36,7 @@ fn headline(anomaly: &Anomaly) -> String {
         "lakepulse: {} ({:?}) on {} {state}: {:.1} against a baseline of {:.1}",
         anomaly.kind.describe(),
         anomaly.severity,
-        anomaly.scope,
+        escape_for_chat(&anomaly.scope),
         anomaly.value,
         anomaly.baseline
     )
@@ -54,8 +62,10 @@ impl Alerter {
 }
 
 async fn deliver(url: String, mut pending: mpsc::Receiver<Anomaly>) {
+    // A webhook that redirects is not followed: the alert goes where it was configured to.
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(client) => client,
@@ -75,7 +85,11 @@ async fn deliver(url: String, mut pending: mpsc::Receiver<Anomaly>) {
             match outcome.map(|r| r.status()) {
                 Ok(status) if status.is_success() => break,
                 Ok(status) => tracing::warn!(%status, attempt, "webhook refused an alert"),
-                Err(error) => tracing::warn!(%error, attempt, "webhook unreachable"),
+                // The URL is a secret (Slack's carries its token): never in the logs.
+                Err(error) => {
+                    let error = error.without_url();
+                    tracing::warn!(%error, attempt, "webhook unreachable")
+                }
             }
             if attempt == ATTEMPTS {
                 tracing::error!(
@@ -87,5 +101,32 @@ async fn deliver(url: String, mut pending: mpsc::Receiver<Anomaly>) {
                 wait *= 2;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AnomalyKind, Severity};
+
+    #[test]
+    fn a_producers_path_reaches_chat_as_text_not_as_a_link_or_mention() {
+        let anomaly = Anomaly {
+            id: 1,
+            kind: AnomalyKind::ErrorRate,
+            scope: "endpoint:/<!channel>&<https://evil.example|click>".to_owned(),
+            severity: Severity::Critical,
+            value: 50.0,
+            peak: 50.0,
+            baseline: 1.0,
+            started: chrono::Utc::now(),
+            ended: None,
+        };
+        let text = headline(&anomaly);
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt;&amp;&lt;https://evil.example|click&gt;"),
+            "{text}"
+        );
     }
 }

@@ -446,15 +446,25 @@ impl ExportFormat {
 
 fn to_csv(result: &QueryResult) -> Result<Vec<u8>, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(&result.columns)?;
+    writer.write_record(result.columns.iter().map(|c| inert_in_a_spreadsheet(c)))?;
     for row in &result.rows {
         writer.write_record(row.iter().map(|cell| match cell {
-            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::String(s) => inert_in_a_spreadsheet(s),
             serde_json::Value::Null => String::new(),
             other => other.to_string(),
         }))?;
     }
     writer.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// Text a spreadsheet would run as a formula (a logged path or user agent such as
+/// `=HYPERLINK(...)` is producer-controlled) starts with a quote, as OWASP advises; numbers,
+/// negative ones among them, are written as they are.
+fn inert_in_a_spreadsheet(text: &str) -> String {
+    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{text}"),
+        false => text.to_owned(),
+    }
 }
 
 /// Takes Delta's time-travel clause, `logs VERSION AS OF n` (as Spark SQL writes it), out of
@@ -740,6 +750,27 @@ mod tests {
         let reopened = QueryHistory::open(path);
         let sqls: Vec<String> = reopened.recent(10).into_iter().map(|e| e.sql).collect();
         assert_eq!(sqls, ["SELECT 1", "SELECT 2"]);
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_made_inert() {
+        let result = QueryResult {
+            columns: vec!["endpoint".into(), "n".into()],
+            rows: vec![
+                vec!["=HYPERLINK(\"http://evil.example\")".into(), (-3).into()],
+                vec!["@SUM(A1)".into(), 1.into()],
+                vec!["/ok".into(), serde_json::Value::Null],
+            ],
+            row_count: 3,
+            execution_time: 0.0,
+            truncated: false,
+            version: None,
+        };
+        let csv = String::from_utf8(to_csv(&result).unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "endpoint,n\n\"'=HYPERLINK(\"\"http://evil.example\"\")\",-3\n'@SUM(A1),1\n/ok,\n"
+        );
     }
 
     #[tokio::test]

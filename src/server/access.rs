@@ -88,10 +88,17 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Only paths on this server, so the form cannot be used to send people elsewhere.
+/// Only paths on this server, so the form cannot be used to send people elsewhere: browsers
+/// read `//host` and `/\host` alike as another site, and a control character could split
+/// the redirect's header.
 fn local_path(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/".to_owned())
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.contains('\\')
+            && !n.chars().any(char::is_control)
+    })
+    .unwrap_or_else(|| "/".to_owned())
 }
 
 fn login_page(next: &str, failed: bool) -> Html<String> {
@@ -134,5 +141,26 @@ pub async fn login(
         }
         Some(_) => (StatusCode::UNAUTHORIZED, login_page(&next, true)).into_response(),
         None => Redirect::to(&next).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_sends_people_only_to_paths_on_this_server() {
+        let next = |path: &str| local_path(Some(path.to_owned()));
+        assert_eq!(next("/logs?level=ERROR"), "/logs?level=ERROR");
+        for elsewhere in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "https://evil.example",
+            "/ok\r\nSet-Cookie: x=1",
+        ] {
+            assert_eq!(next(elsewhere), "/", "{elsewhere:?}");
+        }
+        assert_eq!(local_path(None), "/");
     }
 }
