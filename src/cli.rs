@@ -105,6 +105,9 @@ pub struct ServeArgs {
     /// turned away (HTTP 429).
     #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 4)]
     query_concurrency: usize,
+    /// Live-stream (SSE) clients served at once; more get HTTP 503.
+    #[arg(long, env = "MAX_SSE_CLIENTS", default_value_t = 20_000)]
+    max_sse_clients: u64,
     /// Seconds between compactions, vacuums and checkpoints of the lake.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     lake_maintenance_secs: u64,
@@ -156,6 +159,7 @@ impl ServeArgs {
             query_timeout: Duration::from_secs(self.query_timeout_secs),
             query_memory_bytes: self.query_memory_mb.saturating_mul(1024 * 1024),
             query_concurrency: self.query_concurrency,
+            max_sse_clients: self.max_sse_clients,
             lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
         }
     }

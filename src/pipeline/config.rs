@@ -57,6 +57,8 @@ pub struct PipelineConfig {
     pub query_memory_bytes: usize,
     /// SQL queries that may run at once.
     pub query_concurrency: usize,
+    /// Live-stream (SSE) clients served at once.
+    pub max_sse_clients: u64,
     /// Time between compactions, vacuums and checkpoints of the lake.
     pub lake_maintenance_every: Duration,
 }

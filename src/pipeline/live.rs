@@ -112,6 +112,11 @@ pub struct Live {
     sse_clients: Arc<AtomicU64>,
 }
 
+/// Every place among the SSE clients is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} live-stream clients are connected, the most this server takes; try again shortly")]
+pub struct LiveFull(pub u64);
+
 /// Counts one connected SSE client for as long as it lives.
 pub struct SseClientGuard(Arc<AtomicU64>);
 
@@ -260,12 +265,21 @@ impl Live {
         }
     }
 
-    pub fn subscribe(&self) -> (broadcast::Receiver<SseFrame>, SseClientGuard) {
-        self.sse_clients.fetch_add(1, Ordering::Relaxed);
-        (
+    /// A place among the SSE clients, if fewer than `max_clients` hold one: every client
+    /// holds a socket and a place in the broadcast, so their number is bounded.
+    pub fn subscribe(
+        &self,
+        max_clients: u64,
+    ) -> Result<(broadcast::Receiver<SseFrame>, SseClientGuard), LiveFull> {
+        self.sse_clients
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max_clients).then_some(n + 1)
+            })
+            .map_err(|_| LiveFull(max_clients))?;
+        Ok((
             self.frames.subscribe(),
             SseClientGuard(self.sse_clients.clone()),
-        )
+        ))
     }
 
     pub fn sse_clients(&self) -> u64 {
@@ -288,7 +302,12 @@ mod tests {
     #[tokio::test]
     async fn batches_reach_subscribers_and_resumption_knows_what_was_missed() {
         let live = Live::new(3);
-        let (mut frames, _client) = live.subscribe();
+        let (mut frames, _client) = live.subscribe(1).unwrap();
+        assert_eq!(
+            live.subscribe(1).err(),
+            Some(LiveFull(1)),
+            "one place, taken"
+        );
         for i in 0..5 {
             live.record(event(&format!("/e{i}"), if i == 4 { 503 } else { 200 }));
         }

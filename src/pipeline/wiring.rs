@@ -6,7 +6,7 @@ use super::broker::{self, BrokerError, EmbeddedBroker};
 use super::config::{KafkaSource, PipelineConfig};
 use super::ingest::{self, DeadLetters, IngestError, IngestStop, KafkaLink};
 use super::lake::{self, LakeActivity, LakeError, LakeProgress, LakeSink, SinkStop};
-use super::live::{Live, Logged, SseClientGuard, SseFrame};
+use super::live::{Live, LiveFull, Logged, SseClientGuard, SseFrame};
 use super::metrics::SeriesMetric;
 use super::query::{Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
 use super::task::supervise;
@@ -58,6 +58,7 @@ pub struct Pipeline {
     lake_path: String,
     lake: Arc<RwLock<LakeProgress>>,
     demo_traffic: bool,
+    max_sse_clients: u64,
     /// Taken by `stop`, which ends them in order.
     running: std::sync::Mutex<Option<Running>>,
 }
@@ -210,6 +211,7 @@ impl Pipeline {
             lake_path,
             lake: lake_progress,
             demo_traffic: demo.is_some(),
+            max_sse_clients: config.max_sse_clients,
             running: std::sync::Mutex::new(Some(Running {
                 demo,
                 ingest,
@@ -286,16 +288,17 @@ impl Pipeline {
         self.live.recent_logs(filter)
     }
 
-    /// Joins the live stream; `resume_after` is the last event a reconnecting client saw.
-    pub fn subscribe(&self, resume_after: Option<u64>) -> Subscription {
-        let (frames, viewer) = self.live.subscribe();
-        Subscription {
+    /// Joins the live stream, if a place is free; `resume_after` is the last event a
+    /// reconnecting client saw.
+    pub fn subscribe(&self, resume_after: Option<u64>) -> Result<Subscription, LiveFull> {
+        let (frames, viewer) = self.live.subscribe(self.max_sse_clients)?;
+        Ok(Subscription {
             metrics: self.metrics(Window::default()),
             health: self.health(),
             missed: resume_after.map(|seq| self.live.logs_after(seq)),
             frames,
             viewer,
-        }
+        })
     }
 
     /// Stops consuming and lets the lake commit every event it was handed, so a stop leaves

@@ -8,7 +8,7 @@ use crate::pipeline::live::{log_message, sse_message, SseFrame};
 use crate::pipeline::Pipeline;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -39,7 +39,14 @@ pub(super) async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let subscription = pipeline.subscribe(resume_after);
+    let subscription = match pipeline.subscribe(resume_after) {
+        Ok(subscription) => subscription,
+        Err(full) => {
+            let body = axum::Json(serde_json::json!({ "error": full.to_string() }));
+            let retry = [(header::RETRY_AFTER, "5")];
+            return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
+        }
+    };
     let mut first = vec![
         json_message(sse::METRICS, &subscription.metrics),
         json_message(sse::HEALTH, &subscription.health),

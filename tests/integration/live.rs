@@ -280,3 +280,31 @@ async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
     assert_eq!(status, 200, "{answer}");
     drop((idle, live));
 }
+
+#[tokio::test]
+async fn live_stream_clients_past_the_limit_get_503_until_a_place_frees_up() {
+    let (server, client) = Server::ready(&[("MAX_SSE_CLIENTS", "2")]).await;
+    let first = client.get(server.url("/events")).send().await.expect("SSE");
+    let second = client.get(server.url("/events")).send().await.expect("SSE");
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = client.get(server.url("/events")).send().await.expect("SSE");
+    assert_eq!(third.status(), 503);
+    assert_eq!(third.headers()["retry-after"], "5");
+    let error: Value = third.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("the most"),
+        "{error}"
+    );
+    // One leaves: its place is free once the server notices (at its next write, within a
+    // second while anyone watches).
+    drop(first);
+    eventually(Duration::from_secs(30), "a free place", &server, || async {
+        let again = client.get(server.url("/events")).send().await.ok()?;
+        (again.status() == 200).then_some(())
+    })
+    .await;
+    drop(second);
+}
