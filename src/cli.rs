@@ -49,11 +49,19 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// The cluster named, or the embedded broker.
+    pub fn source(&self) -> KafkaSource {
+        match &self.brokers {
+            Some(brokers) => KafkaSource::Cluster(brokers.clone()),
+            None => KafkaSource::Embedded {
+                port: self.embedded_broker_port,
+            },
+        }
+    }
+
     /// The bootstrap address clients should use.
     pub fn bootstrap(&self) -> String {
-        self.brokers
-            .clone()
-            .unwrap_or_else(|| format!("127.0.0.1:{}", self.embedded_broker_port))
+        self.source().bootstrap()
     }
 }
 
@@ -133,17 +141,11 @@ impl ServeArgs {
 
     /// The pipeline's settings, defaults resolved.
     pub fn pipeline(&self) -> PipelineConfig {
-        let kafka = match &self.kafka.brokers {
-            Some(brokers) => KafkaSource::Cluster(brokers.clone()),
-            None => KafkaSource::Embedded {
-                port: self.kafka.embedded_broker_port,
-                tansu_bin: self.tansu_bin.clone(),
-            },
-        };
         // Demo traffic is for trying lakepulse out: on with the embedded broker unless asked.
         let demo = self.demo.unwrap_or(self.kafka.brokers.is_none());
         PipelineConfig {
-            kafka,
+            kafka: self.kafka.source(),
+            tansu_bin: self.tansu_bin.clone(),
             topic: self.kafka.topic.clone(),
             group_id: self.group_id.clone(),
             partitions: self.partitions,

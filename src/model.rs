@@ -477,11 +477,13 @@ pub struct LogFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// What a text filter asks for; blank is nothing.
+fn wanted(filter: &Option<String>) -> Option<&str> {
+    filter.as_deref().map(str::trim).filter(|w| !w.is_empty())
+}
+
 impl LogFilter {
     pub fn matches(&self, event: &LogEvent) -> bool {
-        fn wanted(filter: &Option<String>) -> Option<&str> {
-            filter.as_deref().map(str::trim).filter(|w| !w.is_empty())
-        }
         let same = |filter: &Option<String>, actual: &str| {
             wanted(filter).is_none_or(|w| w.eq_ignore_ascii_case(actual))
         };
@@ -504,7 +506,6 @@ impl LogFilter {
 
     /// Whether every event passes: no filter set (blank ones count as unset).
     pub fn passes_everything(&self) -> bool {
-        let blank = |filter: &Option<String>| filter.as_deref().is_none_or(|w| w.trim().is_empty());
         [
             &self.level,
             &self.source,
@@ -513,7 +514,7 @@ impl LogFilter {
             &self.q,
         ]
         .into_iter()
-        .all(blank)
+        .all(|filter| wanted(filter).is_none())
             && self.from.is_none()
             && self.to.is_none()
     }

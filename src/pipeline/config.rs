@@ -13,8 +13,6 @@ pub enum KafkaSource {
     Embedded {
         /// Its port on loopback.
         port: u16,
-        /// The tansu executable.
-        tansu_bin: PathBuf,
     },
 }
 
@@ -23,7 +21,7 @@ impl KafkaSource {
     pub fn bootstrap(&self) -> String {
         match self {
             KafkaSource::Cluster(brokers) => brokers.clone(),
-            KafkaSource::Embedded { port, .. } => format!("127.0.0.1:{port}"),
+            KafkaSource::Embedded { port } => format!("127.0.0.1:{port}"),
         }
     }
 }
@@ -33,6 +31,8 @@ impl KafkaSource {
 pub struct PipelineConfig {
     /// Where Kafka is.
     pub kafka: KafkaSource,
+    /// The embedded broker's executable (tansu).
+    pub tansu_bin: PathBuf,
     /// The topic events arrive on.
     pub topic: String,
     /// The consumer group, also the key of the offsets kept in the table.

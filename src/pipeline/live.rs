@@ -46,6 +46,11 @@ pub fn sse_message(event: &str, id: Option<u64>, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\n{id}data: {data}\n\n"))
 }
 
+/// `payload` as one SSE message named `event`.
+pub fn json_message<T: Serialize>(event: &str, payload: &T) -> serde_json::Result<Bytes> {
+    Ok(sse_message(event, None, &serde_json::to_string(payload)?))
+}
+
 /// One batch of events for every SSE client; most filter nothing and share one message.
 #[derive(Debug)]
 pub struct LogBatch {
@@ -255,11 +260,9 @@ impl Live {
         if self.frames.receiver_count() == 0 {
             return;
         }
-        match serde_json::to_string(payload) {
-            Ok(json) => {
-                let _ = self
-                    .frames
-                    .send(SseFrame::Message(sse_message(event, None, &json)));
+        match json_message(event, payload) {
+            Ok(message) => {
+                let _ = self.frames.send(SseFrame::Message(message));
             }
             Err(error) => tracing::error!(%error, event, "could not serialize an SSE frame"),
         }

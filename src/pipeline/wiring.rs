@@ -106,8 +106,9 @@ impl Pipeline {
         let started = Instant::now();
         let topic = config.topic.clone();
         let broker = match &config.kafka {
-            KafkaSource::Embedded { port, tansu_bin } => Some(
-                EmbeddedBroker::start(tansu_bin, *port, &config.data_dir.join("broker")).await?,
+            KafkaSource::Embedded { port } => Some(
+                EmbeddedBroker::start(&config.tansu_bin, *port, &config.data_dir.join("broker"))
+                    .await?,
             ),
             KafkaSource::Cluster(_) => None,
         };

@@ -4,7 +4,7 @@
 //! live stage, most of them shared by every client, and go out as they are.
 
 use crate::model::{sse, LogFilter};
-use crate::pipeline::live::{log_message, sse_message, SseFrame};
+use crate::pipeline::live::{json_message, log_message, sse_message, SseFrame};
 use crate::pipeline::Pipeline;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -48,12 +48,12 @@ pub(super) async fn events(
         }
     };
     let mut first = vec![
-        json_message(sse::METRICS, &subscription.metrics),
-        json_message(sse::HEALTH, &subscription.health),
+        message(sse::METRICS, &subscription.metrics),
+        message(sse::HEALTH, &subscription.health),
     ];
     if let Some((missed_logs, gone)) = subscription.missed {
         if gone > 0 {
-            first.push(json_message(
+            first.push(message(
                 sse::LAGGED,
                 &serde_json::json!({ "missedEvents": gone }),
             ));
@@ -68,7 +68,7 @@ pub(super) async fn events(
         futures::future::ready(match received {
             Ok(SseFrame::Message(message)) => Some(message),
             Ok(SseFrame::Logs(batch)) => wants_logs.then(|| batch.message_for(&filter)).flatten(),
-            Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(json_message(
+            Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(message(
                 sse::LAGGED,
                 &serde_json::json!({ "skippedFrames": skipped }),
             )),
@@ -90,13 +90,13 @@ pub(super) async fn events(
         .into_response()
 }
 
-fn json_message<T: serde::Serialize>(event: &'static str, payload: &T) -> Bytes {
-    match serde_json::to_string(payload) {
-        Ok(json) => sse_message(event, None, &json),
-        Err(error) => sse_message(
+/// `payload` as one message, or an `error` message saying why it could not be written.
+fn message<T: serde::Serialize>(event: &'static str, payload: &T) -> Bytes {
+    json_message(event, payload).unwrap_or_else(|error| {
+        sse_message(
             "error",
             None,
             &serde_json::json!(error.to_string()).to_string(),
-        ),
-    }
+        )
+    })
 }
