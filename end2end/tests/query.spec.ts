@@ -1,15 +1,17 @@
 import { test, expect } from '@playwright/test';
-import { produce } from './helpers';
+import { produce, settledTotal } from './helpers';
 
 const COUNT_BY_LEVEL = "SELECT level, count(*) AS n FROM logs WHERE level <> 'nope' GROUP BY level ORDER BY level";
 
 test('a shared /query?sql= link shows its result in the server-rendered page', async ({ browser, request }) => {
   produce(20);
-  // Wait until the lake has the events.
+  // Wait until the lake has every event counted so far, and so stops changing (nothing else
+  // produces): the page and the API below then read the same table.
+  const total = await settledTotal(request);
   await expect(async () => {
     const answer = await (await request.post('/api/query', { data: { query: 'SELECT count(*) FROM logs' } })).json();
-    expect(answer.rows[0][0]).toBeGreaterThanOrEqual(20);
-  }).toPass({ timeout: 20_000 });
+    expect(answer.rows[0][0]).toBe(total);
+  }).toPass({ timeout: 30_000 });
 
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
