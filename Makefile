@@ -17,7 +17,9 @@ run: tools build
 	$(BIN) serve
 
 ## Every test: formatting, clippy (both targets), unit and integration tests, browser tests.
-test: test-tools build lint unit fuzz e2e
+## The browser tests run on the server as built for users, after the tests that build it with
+## fault injection.
+test: test-tools lint unit fuzz build e2e
 
 tools:
 	scripts/install-tools.sh run
@@ -46,10 +48,12 @@ lint:
 	cargo fmt --check
 	cd fuzz && cargo fmt --check
 	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features ssr,fault-injection --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
 
+## With the faults the integration tests inject (src/pipeline/fault.rs).
 unit:
-	cargo test --features ssr
+	cargo test --features ssr,fault-injection
 
 ## Every fuzz target for FUZZ_RUNS inputs each from a fixed seed: `make test` tries the same
 ## inputs on every machine, however loaded, so it fails on a change and not on luck.

@@ -8,6 +8,7 @@
 
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
 use lakepulse::model::QueryRequest;
+use lakepulse::pipeline::dead_letter::DeadLetters;
 use lakepulse::pipeline::lake::{self, Consumed, LakeSink};
 use lakepulse::pipeline::query::QueryEngine;
 use lakepulse::tools::gen::Traffic;
@@ -56,7 +57,16 @@ async fn write_table(path: &Path, rows: u64) {
     let url = lake::table_url(path).expect("table url");
     let table = lake::open_or_create(&url).await.expect("table");
     let status = Arc::new(RwLock::new(lake::LakeProgress::opened(table.version())));
-    let sink = LakeSink::new(table, "bench", "web-logs", status.clone(), |_| {});
+    // Every generated event decodes: the dead letters' broker is never asked.
+    let dead_letters = DeadLetters::new("127.0.0.1:9", "web-logs").expect("a producer");
+    let sink = LakeSink::new(
+        table,
+        "bench",
+        "web-logs",
+        dead_letters,
+        status.clone(),
+        |_| {},
+    );
     let (input, output) = tokio::sync::mpsc::channel(10_000);
     let writer = tokio::spawn(sink.run(output, Duration::from_secs(3600), 500_000));
     let mut traffic = Traffic::new();
@@ -68,6 +78,7 @@ async fn write_table(path: &Path, rows: u64) {
             partition: (offset % 3) as i32,
             offset,
             events: vec![event],
+            letters: Vec::new(),
             produced_at: None,
         };
         input.send(consumed).await.expect("the sink runs");

@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// needs more than is left is refused.
     #[arg(long, env = "QUERY_MEMORY_MB", default_value_t = 512)]
     query_memory_mb: usize,
+    /// Disk all SQL queries together may spill to (in DATA_DIR/query-spill) once their memory
+    /// is used up; a query that needs more is refused.
+    #[arg(long, env = "QUERY_SPILL_MB", default_value_t = 4096)]
+    query_spill_mb: u64,
     /// SQL queries that may run at once; another waits up to 5 s for one to end, then is
     /// turned away (HTTP 429).
     #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 4)]
@@ -128,6 +132,11 @@ pub struct ServeArgs {
     /// A file holding the token, instead of LAKEPULSE_TOKEN.
     #[arg(long, env = "LAKEPULSE_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Host names the server answers to besides addresses and localhost, comma-separated
+    /// (`*` for any). Unset: any with a token set, else only addresses and localhost, so a
+    /// page elsewhere cannot reach the server through DNS rebinding.
+    #[arg(long, env = "ALLOWED_HOSTS")]
+    pub allowed_hosts: Option<String>,
     /// Built browser assets (the wasm bundle, CSS, public/).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
@@ -160,6 +169,7 @@ impl ServeArgs {
             alert_webhook_url: self.alert_webhook_url.clone(),
             query_timeout: Duration::from_secs(self.query_timeout_secs),
             query_memory_bytes: self.query_memory_mb.saturating_mul(1024 * 1024),
+            query_spill_bytes: self.query_spill_mb.saturating_mul(1024 * 1024),
             query_concurrency: self.query_concurrency,
             max_sse_clients: self.max_sse_clients,
             lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use lakepulse::cli::{Cli, Command, ServeArgs};
 use lakepulse::pipeline::Pipeline;
-use lakepulse::server::access::AccessToken;
+use lakepulse::server::access::{Access, AllowedHosts, Guard};
 use lakepulse::server::{router, AppState};
 use lakepulse::tools;
 use leptos::prelude::LeptosOptions;
@@ -68,21 +68,28 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();
-    let token = match (&config.token, &config.token_file) {
-        (Some(token), _) => AccessToken::new(token),
-        (None, Some(file)) => AccessToken::new(
+    let access = match (&config.token, &config.token_file) {
+        (Some(token), _) => Access::new(token),
+        (None, Some(file)) => Access::new(
             &std::fs::read_to_string(file)
                 .with_context(|| format!("reading the token file {}", file.display()))?,
         ),
         (None, None) => None,
     };
-    if token.is_none() && !addr.ip().is_loopback() {
+    if access.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback with no LAKEPULSE_TOKEN: anyone who can reach this port can read the logs and run SQL");
     }
     let app = router(AppState {
         leptos_options,
         pipeline: pipeline.clone(),
-        token,
+        guard: Guard {
+            hosts: match (&config.allowed_hosts, &access) {
+                (Some(list), _) => AllowedHosts::parse(list),
+                (None, Some(_)) => AllowedHosts::any(),
+                (None, None) => AllowedHosts::default(),
+            },
+            access,
+        },
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -98,21 +105,30 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     );
     let stop = Arc::new(Notify::new());
     let stopped = stop.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let serving = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stopped.notified().await })
         .into_future();
     tokio::pin!(serving);
-    tokio::select! {
+    let failed = tokio::select! {
         result = &mut serving => return result.context("serving HTTP"),
-        _ = stop_requested() => stop.notify_one(),
-    }
+        _ = stop_requested() => None,
+        reason = pipeline.stopped_for_good() => {
+            tracing::error!(%reason, "stopping: a fresh start resumes from the table's offsets");
+            Some(reason)
+        }
+    };
+    stop.notify_one();
     // Requests in flight get a moment to finish; SSE streams never finish by themselves.
     let served = match tokio::time::timeout(SHUTDOWN_GRACE, serving).await {
         Ok(result) => result.context("serving HTTP"),
         Err(_) => Ok(()),
     };
     pipeline.stop().await;
-    served
+    match failed {
+        Some(reason) => Err(anyhow::anyhow!(reason)),
+        None => served,
+    }
 }
 
 /// Ctrl-C, SIGTERM, or SIGHUP (the terminal closed). The pipeline's stop then ends the child

@@ -31,7 +31,7 @@ const MIN_ERROR_RATE_RISE: f64 = 10.0;
 const MIN_LATENCY_FACTOR: f64 = 2.0;
 const MIN_LATENCY_RISE_MS: f64 = 50.0;
 const MIN_TRAFFIC_CHANGE: f64 = 0.5;
-/// Endpoints followed one by one; more share nothing but the overall scope.
+/// Endpoints followed one by one, the busiest; the others share the overall scope.
 const MAX_ENDPOINT_SCOPES: usize = 200;
 const HISTORY: usize = 500;
 
@@ -163,7 +163,14 @@ impl Detector {
         for (endpoint, observation) in &bucket.endpoints {
             let scope = format!("endpoint:{endpoint}");
             if !self.scopes.contains_key(&scope) && self.scopes.len() > MAX_ENDPOINT_SCOPES {
-                continue;
+                // The busiest endpoints are followed: a newcomer busier than the quietest
+                // followed endpoint usually is takes its place; a scanner's paths never are.
+                match self.quietest_endpoint() {
+                    Some((quietest, usual)) if observation.requests as f64 > usual => {
+                        self.scopes.remove(&quietest);
+                    }
+                    _ => continue,
+                }
             }
             let baselines = self.scopes.entry(scope.clone()).or_default();
             findings.extend(
@@ -245,6 +252,16 @@ impl Detector {
         changed
     }
 
+    /// The followed endpoint with the least traffic as its baseline has it, and that traffic.
+    fn quietest_endpoint(&self) -> Option<(String, f64)> {
+        self.scopes
+            .iter()
+            .filter(|(scope, _)| scope.starts_with("endpoint:"))
+            .map(|(scope, baselines)| (scope, baselines.traffic.mean))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(scope, usual)| (scope.clone(), usual))
+    }
+
     fn remember(&mut self, ended: Anomaly) {
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -278,6 +295,34 @@ mod tests {
             endpoints: vec![("/api/x".to_owned(), overall.clone())],
             overall,
         }
+    }
+
+    #[test]
+    fn the_busiest_endpoints_are_followed_whenever_they_first_came() {
+        let observed = |requests| Observation {
+            requests,
+            errors: 0,
+            timed: 0,
+            p95: None,
+        };
+        let mut detector = Detector::default();
+        // A scanner first: more one-request paths than there are places.
+        let paths: Vec<(String, Observation)> = (0..2 * MAX_ENDPOINT_SCOPES)
+            .map(|i| (format!("/scan/{i}"), observed(1)))
+            .collect();
+        detector.observe(&ClosedBucket {
+            start: 0,
+            overall: observed(paths.len() as u64),
+            endpoints: paths,
+        });
+        // Then the real endpoint, busy.
+        detector.observe(&ClosedBucket {
+            start: BUCKET_SECS,
+            overall: observed(500),
+            endpoints: vec![("/api/orders".to_owned(), observed(500))],
+        });
+        assert!(detector.scopes.contains_key("endpoint:/api/orders"));
+        assert!(detector.scopes.len() <= MAX_ENDPOINT_SCOPES + 2);
     }
 
     /// Steady traffic with the wobble real traffic has.

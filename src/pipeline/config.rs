@@ -55,6 +55,8 @@ pub struct PipelineConfig {
     pub query_timeout: Duration,
     /// Memory all SQL queries together may use.
     pub query_memory_bytes: usize,
+    /// Disk all SQL queries together may spill to, under `data_dir`.
+    pub query_spill_bytes: u64,
     /// SQL queries that may run at once.
     pub query_concurrency: usize,
     /// Live-stream (SSE) clients served at once.

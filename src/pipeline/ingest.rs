@@ -1,18 +1,21 @@
 //! Ingest: the Kafka consumer. Every message is decoded once and handed to the live view and
-//! to the lake; a message that does not decode is counted, logged and its offset still moves on.
+//! to the lake; what does not decode is counted, logged once per message and handed to the
+//! lake as dead letters, which it delivers before the message's offset moves on.
 
 use crate::model::{PartitionProgress, StageState};
-use crate::pipeline::decode::{decode_message, within_clock, DecodeError};
+use crate::pipeline::dead_letter::{DeadLetter, UNPROCESSABLE};
+use crate::pipeline::decode::{decode_message, within_clock};
+use crate::pipeline::fault;
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
+use crate::pipeline::task::panic_message;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -102,71 +105,6 @@ pub fn commit_offsets(consumer: &StreamConsumer, topic: &str, next_offsets: &BTr
     }
 }
 
-/// Where messages that are not events go: `<topic>.dlq`, the original bytes with the reason
-/// in headers, so nothing a producer sent is lost and it can be inspected or replayed.
-pub struct DeadLetters {
-    producer: FutureProducer,
-    topic: String,
-}
-
-impl DeadLetters {
-    pub fn topic_for(topic: &str) -> String {
-        format!("{topic}.dlq")
-    }
-
-    pub fn new(bootstrap: &str, topic: &str) -> Result<Self, IngestError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("linger.ms", "50")
-            .create()?;
-        Ok(DeadLetters {
-            producer,
-            topic: Self::topic_for(topic),
-        })
-    }
-
-    fn send(&self, raw: &[u8], error: &DecodeError, partition: i32, offset: i64) {
-        let detail = error.to_string();
-        let (partition_text, offset_text) = (partition.to_string(), offset.to_string());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "reason",
-                value: Some(error.reason()),
-            })
-            .insert(Header {
-                key: "error",
-                value: Some(&detail),
-            })
-            .insert(Header {
-                key: "source-partition",
-                value: Some(&partition_text),
-            })
-            .insert(Header {
-                key: "source-offset",
-                value: Some(&offset_text),
-            });
-        let record = FutureRecord::<(), [u8]>::to(&self.topic)
-            .payload(raw)
-            .headers(headers);
-        match self.producer.send_result(record) {
-            Ok(delivery) => {
-                tokio::spawn(async move {
-                    if !matches!(delivery.await, Ok(Ok(_))) {
-                        tracing::error!(
-                            partition,
-                            offset,
-                            "could not dead-letter a malformed message"
-                        );
-                    }
-                });
-            }
-            Err((error, _)) => {
-                tracing::error!(%error, partition, offset, "could not dead-letter a malformed message")
-            }
-        }
-    }
-}
-
 /// How long consuming must have failed, with nothing read in between, before the status says
 /// so: a broker that answers metadata but fails every fetch (a damaged store, a codec it cannot
 /// serve) would otherwise look connected while nothing arrives.
@@ -223,7 +161,6 @@ pub enum IngestStop {
 pub async fn run(
     consumer: Arc<StreamConsumer>,
     live: Arc<Live>,
-    dead_letters: DeadLetters,
     lake: mpsc::Sender<Consumed>,
     failures: Arc<ConsumeFailures>,
 ) -> IngestStop {
@@ -248,25 +185,43 @@ pub async fn run(
             .to_millis()
             .and_then(DateTime::<Utc>::from_timestamp_millis);
         let arrival = produced_at.unwrap_or_else(Utc::now);
-        let mut events = Vec::new();
+        // A message lakepulse itself fails on is set aside like a malformed one: read again
+        // at every restart, it would stop ingest for good.
         let now = Utc::now();
-        for item in decode_message(value, arrival) {
-            match item.decoded.and_then(|event| within_clock(event, now)) {
-                Ok(event) => {
-                    live.record(event.clone());
-                    events.push(event);
-                }
-                Err(error) => {
-                    live.record_malformed(error.reason());
-                    tracing::warn!(partition, offset, reason = error.reason(), %error, "malformed message set aside");
-                    dead_letters.send(item.raw, &error, partition, offset);
+        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut events = Vec::new();
+            let mut failures = Vec::new();
+            for item in decode_message(value, arrival) {
+                match item.decoded.and_then(|event| within_clock(event, now)) {
+                    Ok(event) => events.push(event),
+                    Err(error) => failures.push((item.raw, error)),
                 }
             }
-        }
+            for event in &events {
+                fault::panic_if_marked("ingest", event);
+                live.record(event.clone());
+            }
+            for (_, error) in &failures {
+                live.record_malformed(error.reason());
+            }
+            if let [(_, first), ..] = failures.as_slice() {
+                tracing::warn!(partition, offset, reason = first.reason(), error = %first, items = failures.len(), "malformed message set aside");
+            }
+            let letters = DeadLetter::for_message(value, &failures, partition, offset);
+            (events, letters)
+        }));
+        let (events, letters) = decoded.unwrap_or_else(|panic| {
+            let failure = panic_message(panic);
+            tracing::error!(partition, offset, %failure, "lakepulse failed on a message; set aside");
+            live.record_malformed(UNPROCESSABLE);
+            let letter = DeadLetter::unprocessable(value, &failure, partition, offset);
+            (Vec::new(), vec![letter])
+        });
         let consumed = Consumed {
             partition,
             offset,
             events,
+            letters,
             produced_at,
         };
         if lake.send(consumed).await.is_err() {

@@ -3,6 +3,9 @@
 //! table itself says where consumption resumes.
 
 use crate::model::{LogEvent, StageState};
+use crate::pipeline::dead_letter::{DeadLetter, DeadLetters, Undelivered};
+use crate::pipeline::fault;
+use crate::pipeline::task::panic_message;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
     ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
@@ -18,7 +21,9 @@ use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::FutureExt;
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -37,6 +42,10 @@ pub enum LakeError {
     Schema(String),
     #[error("could not build a batch: {0}")]
     Arrow(#[from] ArrowError),
+    #[error("dead letters not acknowledged by the broker: {0}")]
+    DeadLetters(rdkafka::error::KafkaError),
+    #[error("the commit failed on a value: {0}")]
+    Panicked(String),
 }
 
 /// One consumed Kafka message and the events it carried: none for a message that did not
@@ -46,11 +55,14 @@ pub struct Consumed {
     pub partition: i32,
     pub offset: i64,
     pub events: Vec<LogEvent>,
+    /// What of the message did not decode: delivered before its offset is committed.
+    pub letters: Vec<DeadLetter>,
     /// When the producer sent the message (Kafka's timestamp), for freshness.
     pub produced_at: Option<DateTime<Utc>>,
 }
 
 /// One row: an event and where in Kafka it came from.
+#[derive(Clone)]
 struct Row {
     partition: i32,
     offset: i64,
@@ -412,6 +424,10 @@ pub async fn maintain_once(url: &Url) -> Result<MaintenanceSummary, LakeError> {
     Ok(summary)
 }
 
+/// Dead letters held at most, in bytes, before no more messages are taken until the broker
+/// has acknowledged them.
+const MAX_LETTER_BYTES: usize = 64 * 1024 * 1024;
+
 /// Told the next offset of each partition once a commit has made them durable.
 type OnCommit = Box<dyn Fn(&BTreeMap<i32, i64>) + Send + Sync>;
 
@@ -421,17 +437,31 @@ pub struct LakeSink {
     group: String,
     topic: String,
     rows: Vec<Row>,
+    /// Dead letters of the messages received so far, not yet acknowledged by the broker.
+    letters: Vec<DeadLetter>,
+    letter_bytes: usize,
+    dead_letters: DeadLetters,
     /// Next offset per partition, as of everything received so far.
     next_offsets: BTreeMap<i32, i64>,
     progress: Arc<RwLock<LakeProgress>>,
     on_commit: OnCommit,
+    /// The last commit reported a failure. It may have landed all the same (delta-rs runs its
+    /// checkpoint and log cleanup after the commit, and reports their errors as the write's),
+    /// so the next write first asks the table which of its rows it already holds.
+    maybe_landed: bool,
+    /// The last commit panicked: the next writes a message at a time, to find the one to set
+    /// aside.
+    isolate: bool,
 }
 
 /// One commit's rows and the offsets it makes durable, and how its write went.
 struct Written {
     rows: Vec<Row>,
+    /// Its dead letters the broker did not take: they wait with the rows.
+    undelivered: Vec<DeadLetter>,
     next_offsets: BTreeMap<i32, i64>,
-    outcome: Result<DeltaTable, LakeError>,
+    /// The table after the commit; none when there were no rows to commit.
+    outcome: Result<Option<DeltaTable>, LakeError>,
 }
 
 type Writing = tokio::task::JoinHandle<Written>;
@@ -441,6 +471,7 @@ impl LakeSink {
         table: DeltaTable,
         group: &str,
         topic: &str,
+        dead_letters: DeadLetters,
         progress: Arc<RwLock<LakeProgress>>,
         on_commit: impl Fn(&BTreeMap<i32, i64>) + Send + Sync + 'static,
     ) -> Self {
@@ -449,16 +480,22 @@ impl LakeSink {
             group: group.to_owned(),
             topic: topic.to_owned(),
             rows: Vec::new(),
+            letters: Vec::new(),
+            letter_bytes: 0,
+            dead_letters,
             next_offsets: BTreeMap::new(),
             progress,
             on_commit: Box::new(on_commit),
+            maybe_landed: false,
+            isolate: false,
         }
     }
 
     /// Commits at least every `interval` while events flow, and whenever `max_rows` are waiting.
     /// A commit is written on a task of its own while the next one fills, one at a time, in
-    /// order. A failed commit keeps its rows and is retried at the next interval; while the
-    /// buffer is full no more messages are taken, so ingest waits instead of losing anything.
+    /// order; its dead letters are delivered first. A failed commit keeps its rows and letters
+    /// and is retried at the next interval; while the buffer is full no more messages are
+    /// taken, so ingest waits instead of losing anything.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<Consumed>,
@@ -472,7 +509,7 @@ impl LakeSink {
         let mut failed = false;
         loop {
             tokio::select! {
-                consumed = input.recv(), if self.rows.len() < max_rows => match consumed {
+                consumed = input.recv(), if !self.full(max_rows) => match consumed {
                     Some(consumed) => self.push(consumed),
                     None => break,
                 },
@@ -483,13 +520,13 @@ impl LakeSink {
                 _ = tick.tick() => {
                     // An interval that passes with nothing waiting asks for nothing: the
                     // next rows wait for the next interval, as they would have anyway.
-                    due = !self.rows.is_empty();
+                    due = self.waiting();
                     failed = false;
                 }
             }
             // After a failure, the next try waits for the interval even with a full buffer.
-            let full = self.rows.len() >= max_rows;
-            if writing.is_none() && !self.rows.is_empty() && !failed && (due || full) {
+            let full = self.full(max_rows);
+            if writing.is_none() && self.waiting() && !failed && (due || full) {
                 writing = Some(tokio::spawn(self.write()));
                 due = false;
             }
@@ -498,10 +535,25 @@ impl LakeSink {
         if let Some(writing) = writing {
             self.finish(landed_or_stop(writing.await)?);
         }
-        if !self.rows.is_empty() {
+        if self.waiting() {
             self.commit().await;
         }
         Ok(())
+    }
+
+    /// Rows or dead letters wait for a commit.
+    fn waiting(&self) -> bool {
+        !self.rows.is_empty() || !self.letters.is_empty()
+    }
+
+    /// No more messages are taken until a commit makes room.
+    fn full(&self, max_rows: usize) -> bool {
+        self.rows.len() + self.letters.len() >= max_rows || self.letter_bytes >= MAX_LETTER_BYTES
+    }
+
+    fn keep_letters(&mut self, letters: Vec<DeadLetter>) {
+        self.letter_bytes += letters.iter().map(DeadLetter::size).sum::<usize>();
+        self.letters.extend(letters);
     }
 
     /// Writes the waiting rows in one commit, here and now; true when it landed.
@@ -513,6 +565,7 @@ impl LakeSink {
     fn push(&mut self, consumed: Consumed) {
         self.next_offsets
             .insert(consumed.partition, consumed.offset + 1);
+        self.keep_letters(consumed.letters);
         for (item, event) in consumed.events.into_iter().enumerate() {
             self.rows.push(Row {
                 partition: consumed.partition,
@@ -524,19 +577,57 @@ impl LakeSink {
         }
     }
 
-    /// Takes the waiting rows into a commit: the future writes them with the offsets they
-    /// bring the table to.
+    /// Takes the waiting rows and letters into a commit: the future delivers the letters, then
+    /// writes the rows with the offsets they bring the table to. With no rows the offsets move
+    /// with the next commit that has some.
     fn write(&mut self) -> impl std::future::Future<Output = Written> + Send + 'static {
         let rows = std::mem::take(&mut self.rows);
+        let letters = std::mem::take(&mut self.letters);
+        self.letter_bytes = 0;
         let next_offsets = self.next_offsets.clone();
         let table = self.table.clone();
         let (group, topic) = (self.group.clone(), self.topic.clone());
+        let dead_letters = self.dead_letters.clone();
+        let maybe_landed = self.maybe_landed;
+        let isolate = self.isolate;
         async move {
-            let outcome = write_rows(table, &group, &topic, &rows, &next_offsets).await;
+            if let Err(Undelivered { letters, error }) = dead_letters.deliver(letters).await {
+                return Written {
+                    rows,
+                    undelivered: letters,
+                    next_offsets,
+                    outcome: Err(LakeError::DeadLetters(error)),
+                };
+            }
+            if rows.is_empty() {
+                return Written {
+                    rows,
+                    undelivered: Vec::new(),
+                    next_offsets,
+                    outcome: Ok(None),
+                };
+            }
+            let outcome = match (isolate, maybe_landed) {
+                (true, _) => {
+                    write_isolating(table, &group, &topic, &rows, &next_offsets, &dead_letters)
+                        .await
+                }
+                (false, true) => {
+                    write_rows_not_landed(table, &group, &topic, &rows, &next_offsets).await
+                }
+                (false, false) => {
+                    let writing = write_rows(table, &group, &topic, &rows, &next_offsets);
+                    AssertUnwindSafe(writing)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(LakeError::Panicked(panic_message(panic))))
+                }
+            };
             Written {
                 rows,
+                undelivered: Vec::new(),
                 next_offsets,
-                outcome,
+                outcome: outcome.map(Some),
             }
         }
     }
@@ -545,8 +636,11 @@ impl LakeSink {
     /// of those that came meanwhile.
     fn finish(&mut self, written: Written) -> bool {
         match written.outcome {
-            Ok(table) => {
+            Ok(None) => true,
+            Ok(Some(table)) => {
                 self.table = table;
+                self.maybe_landed = false;
+                self.isolate = false;
                 let committed = written.rows.len() as u64;
                 let visible_at = Utc::now();
                 let freshness_ms = written
@@ -568,6 +662,12 @@ impl LakeSink {
                 let mut rows = written.rows;
                 rows.append(&mut self.rows);
                 self.rows = rows;
+                let mut letters = written.undelivered;
+                letters.append(&mut self.letters);
+                self.letter_bytes = 0;
+                self.keep_letters(letters);
+                self.maybe_landed = true;
+                self.isolate = matches!(error, LakeError::Panicked(_));
                 tracing::error!(%error, rows = self.rows.len(), "Delta commit failed; will retry");
                 self.progress
                     .write()
@@ -589,6 +689,86 @@ fn landed_or_stop(written: Result<Written, tokio::task::JoinError>) -> Result<Wr
     written.map_err(|error| SinkStop::CommitLost(error.to_string()))
 }
 
+/// Appends those of `rows` the table does not hold yet, after a commit that reported a failure:
+/// the table's txn actions, read from its latest version, say up to which offset of each
+/// partition rows have landed. Rows are never written twice, whatever the failure was.
+async fn write_rows_not_landed(
+    mut table: DeltaTable,
+    group: &str,
+    topic: &str,
+    rows: &[Row],
+    next_offsets: &BTreeMap<i32, i64>,
+) -> Result<DeltaTable, LakeError> {
+    table.update_incremental(None).await?;
+    let partitions: Vec<i32> = next_offsets.keys().copied().collect();
+    let landed_before = committed_offsets(&table, group, topic, &partitions).await?;
+    let landed = |row: &&Row| {
+        landed_before
+            .get(&row.partition)
+            .is_some_and(|&next| row.offset < next)
+    };
+    let already = rows.iter().filter(landed).count();
+    if already == 0 {
+        return write_rows(table, group, topic, rows, next_offsets).await;
+    }
+    tracing::warn!(
+        rows = already,
+        version = table.version(),
+        "a commit reported as failed had landed; its rows are not written again"
+    );
+    let waiting: Vec<Row> = rows.iter().filter(|row| !landed(row)).cloned().collect();
+    let offsets_landed = next_offsets
+        .iter()
+        .all(|(partition, next)| landed_before.get(partition) >= Some(next));
+    if waiting.is_empty() && offsets_landed {
+        return Ok(table);
+    }
+    write_rows(table, group, topic, &waiting, next_offsets).await
+}
+
+/// After a commit panicked: writes the rows a message at a time, each commit with the offsets
+/// up to its message, and sets aside as a dead letter the message whose own commit panics, so
+/// one value the writer cannot take does not stop the lake. Errors (a full disk, say) are not
+/// the message's fault: they end the round and its rows wait, as after any failed commit.
+async fn write_isolating(
+    mut table: DeltaTable,
+    group: &str,
+    topic: &str,
+    rows: &[Row],
+    next_offsets: &BTreeMap<i32, i64>,
+    dead_letters: &DeadLetters,
+) -> Result<DeltaTable, LakeError> {
+    table.update_incremental(None).await?;
+    let partitions: Vec<i32> = next_offsets.keys().copied().collect();
+    let mut offsets: BTreeMap<i32, i64> = committed_offsets(&table, group, topic, &partitions)
+        .await?
+        .into_iter()
+        .collect();
+    for message in rows.chunk_by(|a, b| (a.partition, a.offset) == (b.partition, b.offset)) {
+        let (partition, offset) = (message[0].partition, message[0].offset);
+        if offsets.get(&partition).is_some_and(|&next| offset < next) {
+            continue;
+        }
+        offsets.insert(partition, offset + 1);
+        let writing = write_rows(table.clone(), group, topic, message, &offsets);
+        match AssertUnwindSafe(writing).catch_unwind().await {
+            Ok(written) => table = written?,
+            Err(panic) => {
+                let failure = panic_message(panic);
+                tracing::error!(partition, offset, %failure, "the lake failed on a message; set aside");
+                let events: Vec<&LogEvent> = message.iter().map(|row| &row.event).collect();
+                let payload = serde_json::to_vec(&events).unwrap_or_default();
+                let letter = DeadLetter::unprocessable(&payload, &failure, partition, offset);
+                dead_letters
+                    .deliver(vec![letter])
+                    .await
+                    .map_err(|undelivered| LakeError::DeadLetters(undelivered.error))?;
+            }
+        }
+    }
+    Ok(table)
+}
+
 /// Appends `rows` to the table in one commit that also records `next_offsets` as Delta
 /// `txn` actions, so the rows and the offsets they bring land together or not at all.
 async fn write_rows(
@@ -598,6 +778,9 @@ async fn write_rows(
     rows: &[Row],
     next_offsets: &BTreeMap<i32, i64>,
 ) -> Result<DeltaTable, LakeError> {
+    for row in rows {
+        fault::panic_if_marked("lake", &row.event);
+    }
     let batch = rows_to_batch(topic, rows, Utc::now().timestamp_micros())?;
     let offsets = next_offsets
         .iter()
@@ -622,6 +805,11 @@ mod tests {
     use crate::pipeline::query::{QueryEngine, QueryError};
     use std::sync::Mutex;
 
+    /// For sinks given no dead letters: a producer whose broker is never asked.
+    fn unused_dead_letters() -> DeadLetters {
+        DeadLetters::new("127.0.0.1:9", "web-logs").unwrap()
+    }
+
     fn event(i: i64) -> LogEvent {
         let json = format!(
             r#"{{"timestamp":"2026-11-29T23:59:59.5Z","endpoint":"/e/{i}","status":{},"sessionId":"s{i}"}}"#,
@@ -639,9 +827,14 @@ mod tests {
         let status = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
         let told = Arc::new(Mutex::new(Vec::new()));
         let told_by_sink = told.clone();
-        let sink = LakeSink::new(table, "g", "web-logs", status.clone(), move |offsets| {
-            told_by_sink.lock().unwrap().push(offsets.clone())
-        });
+        let sink = LakeSink::new(
+            table,
+            "g",
+            "web-logs",
+            unused_dead_letters(),
+            status.clone(),
+            move |offsets| told_by_sink.lock().unwrap().push(offsets.clone()),
+        );
         let (tx, rx) = mpsc::channel(100);
         let running = tokio::spawn(sink.run(rx, Duration::from_secs(60), 1_000));
         for offset in 0..10 {
@@ -651,6 +844,7 @@ mod tests {
                 partition,
                 offset,
                 events,
+                letters: Vec::new(),
                 produced_at: Some(Utc::now()),
             })
             .await
@@ -661,6 +855,7 @@ mod tests {
             partition: 1,
             offset: 10,
             events: Vec::new(),
+            letters: Vec::new(),
             produced_at: None,
         })
         .await
@@ -670,6 +865,7 @@ mod tests {
             partition: 0,
             offset: 11,
             events: vec![event(11), event(12)],
+            letters: Vec::new(),
             produced_at: None,
         })
         .await
@@ -740,11 +936,19 @@ mod tests {
         let status = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
         // Three commits, three small files.
         for offset in 0..3 {
-            let mut sink = LakeSink::new(table, "g", "web-logs", status.clone(), |_| {});
+            let mut sink = LakeSink::new(
+                table,
+                "g",
+                "web-logs",
+                unused_dead_letters(),
+                status.clone(),
+                |_| {},
+            );
             sink.push(Consumed {
                 partition: 0,
                 offset,
                 events: vec![event(offset)],
+                letters: Vec::new(),
                 produced_at: None,
             });
             assert!(sink.commit().await);
@@ -777,11 +981,19 @@ mod tests {
         let expected = serde_json::json!([added, 0, 1]);
         assert_eq!(then.rows, [expected.as_array().unwrap().clone()]);
         // The sink's snapshot predates the compaction; its append still lands.
-        let mut sink = LakeSink::new(table, "g", "web-logs", status, |_| {});
+        let mut sink = LakeSink::new(
+            table,
+            "g",
+            "web-logs",
+            unused_dead_letters(),
+            status,
+            |_| {},
+        );
         sink.push(Consumed {
             partition: 0,
             offset: 3,
             events: vec![event(3)],
+            letters: Vec::new(),
             produced_at: None,
         });
         assert!(sink.commit().await);

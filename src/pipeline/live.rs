@@ -14,19 +14,37 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 use tokio::sync::broadcast;
 
-/// Frames a slow SSE client may fall behind before it skips ahead.
-const BROADCAST_CAPACITY: usize = 1024;
+/// Frames a slow SSE client may fall behind (about 20 s of them) before it skips ahead. The
+/// frames are shared, so with [`MAX_BATCH_BYTES`] this bounds what every client that stopped
+/// reading pins together: some 64 MiB, however many they are.
+const BROADCAST_CAPACITY: usize = 256;
 pub const DEFAULT_LOG_LIMIT: usize = 100;
 
 /// Events one `log` message carries at most: at 50 000 events/s a browser still gets a
 /// screenful ten times a second, not the firehose.
 const MAX_EVENTS_PER_BATCH: usize = 500;
+/// Bytes one `log` message carries at most. With the frames the broadcast holds, this bounds
+/// what clients that stopped reading can pin, however many they are.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Events gathered for one batch at most; at higher rates the newest are sent.
+const MAX_PENDING_EVENTS: usize = 5_000;
+/// Bytes of kept recent events at most, whatever their number.
+const MAX_RECENT_BYTES: usize = 64 * 1024 * 1024;
+/// A text field of an event is cut to this for the live view; the lake keeps it whole.
+const MAX_LIVE_TEXT: usize = 4096;
 
 /// A consumed event as the live view keeps it: numbered, and serialized once for every client.
 #[derive(Debug)]
 pub struct Logged {
     pub live: LiveEvent,
     pub json: String,
+}
+
+impl Logged {
+    /// About what it holds: the event and its JSON.
+    fn size(&self) -> usize {
+        2 * self.json.len()
+    }
 }
 
 /// One broadcast to every SSE client. Messages are rendered once, as the bytes every client
@@ -90,7 +108,14 @@ pub fn log_message(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Bytes> {
         .iter()
         .filter(|l| filter.matches(&l.live.event))
         .collect();
-    let newest = &matching[matching.len().saturating_sub(MAX_EVENTS_PER_BATCH)..];
+    let mut newest = &matching[matching.len().saturating_sub(MAX_EVENTS_PER_BATCH)..];
+    let mut bytes = 0;
+    if let Some(fitting) = newest.iter().rev().position(|l| {
+        bytes += l.json.len() + 1;
+        bytes > MAX_BATCH_BYTES
+    }) {
+        newest = &newest[newest.len() - fitting.max(1)..];
+    }
     let last_seq = newest.last()?.live.seq;
     let mut data =
         String::with_capacity(newest.iter().map(|l| l.json.len() + 1).sum::<usize>() + 1);
@@ -105,10 +130,53 @@ pub fn log_message(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Bytes> {
     Some(sse_message(sse::LOG, Some(last_seq), &data))
 }
 
+/// The recent events, bounded in number and in bytes.
+#[derive(Default)]
+struct Recent {
+    events: VecDeque<Arc<Logged>>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn keep(&mut self, logged: Arc<Logged>, capacity: usize) {
+        self.bytes += logged.size();
+        self.events.push_back(logged);
+        while self.events.len() > capacity || self.bytes > MAX_RECENT_BYTES {
+            match self.events.pop_front() {
+                Some(oldest) => self.bytes -= oldest.size(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The event as the live view shows it: text fields past [`MAX_LIVE_TEXT`] cut, saying how
+/// long they were (a megabyte message would otherwise go to every browser, many times).
+fn cut_for_live_view(mut event: LogEvent) -> LogEvent {
+    let cut = |text: &mut String| {
+        if text.len() > MAX_LIVE_TEXT {
+            let mut end = MAX_LIVE_TEXT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let length = text.len();
+            text.truncate(end);
+            text.push_str(&format!(
+                "… [{length} bytes in all; the lake has every one]"
+            ));
+        }
+    };
+    cut(&mut event.message);
+    if let Some(raw) = event.raw.as_mut() {
+        cut(raw);
+    }
+    event
+}
+
 pub struct Live {
     metrics: Mutex<LiveMetrics>,
     detector: Mutex<Detector>,
-    recent: Mutex<VecDeque<Arc<Logged>>>,
+    recent: Mutex<Recent>,
     recent_capacity: usize,
     /// Events waiting for the next batch; only filled while someone listens.
     pending: Mutex<Vec<Arc<Logged>>>,
@@ -141,7 +209,7 @@ impl Live {
         Live {
             metrics: Mutex::new(LiveMetrics::default()),
             detector: Mutex::new(Detector::default()),
-            recent: Mutex::new(VecDeque::with_capacity(recent_capacity)),
+            recent: Mutex::new(Recent::default()),
             recent_capacity,
             pending: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(1),
@@ -162,7 +230,7 @@ impl Live {
         lock(&self.metrics).record(&event, Instant::now());
         let live = LiveEvent {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            event,
+            event: cut_for_live_view(event),
         };
         let json = match serde_json::to_string(&live) {
             Ok(json) => json,
@@ -173,18 +241,19 @@ impl Live {
         };
         let logged = Arc::new(Logged { live, json });
         if self.frames.receiver_count() > 0 {
-            lock(&self.pending).push(logged.clone());
+            let mut pending = lock(&self.pending);
+            if pending.len() >= 2 * MAX_PENDING_EVENTS {
+                pending.drain(..MAX_PENDING_EVENTS);
+            }
+            pending.push(logged.clone());
         }
-        let mut recent = lock(&self.recent);
-        if recent.len() == self.recent_capacity {
-            recent.pop_front();
-        }
-        recent.push_back(logged);
+        lock(&self.recent).keep(logged, self.recent_capacity);
     }
 
     /// Sends the events gathered since the last call as one batch.
     pub fn flush_logs(&self) {
-        let batch = std::mem::take(&mut *lock(&self.pending));
+        let mut batch = std::mem::take(&mut *lock(&self.pending));
+        batch.drain(..batch.len().saturating_sub(MAX_PENDING_EVENTS));
         if !batch.is_empty() {
             let _ = self
                 .frames
@@ -231,6 +300,7 @@ impl Live {
     pub fn recent_logs(&self, filter: &LogFilter) -> Vec<LiveEvent> {
         let limit = filter.limit.unwrap_or(DEFAULT_LOG_LIMIT);
         lock(&self.recent)
+            .events
             .iter()
             .rev()
             .filter(|l| filter.matches(&l.live.event))
@@ -242,7 +312,7 @@ impl Live {
     /// The kept events after `seq`, oldest first, and how many events after `seq` are no
     /// longer kept (a reconnecting client missed them for good).
     pub fn logs_after(&self, seq: u64) -> (Vec<Arc<Logged>>, u64) {
-        let recent = lock(&self.recent);
+        let recent = &lock(&self.recent).events;
         let oldest_kept = recent
             .front()
             .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.live.seq);

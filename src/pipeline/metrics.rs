@@ -15,8 +15,8 @@ pub const BUCKET_SECS: i64 = 10;
 const HORIZON_SECS: i64 = 3600;
 const SESSION_WINDOW_SECS: i64 = 300;
 const TIMELINE_SECS: i64 = 600;
-/// Distinct endpoints (and sources) kept per bucket; the rest are summed as "(other)", so a
-/// flood of unique paths cannot exhaust memory.
+/// Distinct endpoints (and sources) kept per bucket, the busiest; the rest are summed as
+/// "(other)", so a flood of unique paths cannot exhaust memory nor push real endpoints out.
 const MAX_KEYS_PER_BUCKET: usize = 100;
 const MAX_KEYS_SINCE_START: usize = 2000;
 const OTHER: &str = "(other)";
@@ -148,18 +148,56 @@ impl EndpointTotals {
     }
 }
 
-/// A counting map that folds keys beyond its cap into "(other)".
-fn capped_entry<'a, V: Default>(
-    map: &'a mut HashMap<String, V>,
-    key: &str,
-    cap: usize,
-) -> &'a mut V {
-    let key = if map.contains_key(key) || map.len() < cap {
-        key
-    } else {
-        OTHER
-    };
+/// What a breakdown counts per key: how much it weighs, and how two fold into one.
+trait Tally: Default {
+    fn weight(&self) -> u64;
+    fn absorb(&mut self, other: &Self);
+}
+
+impl Tally for u64 {
+    fn weight(&self) -> u64 {
+        *self
+    }
+
+    fn absorb(&mut self, other: &Self) {
+        *self += other;
+    }
+}
+
+impl Tally for EndpointTotals {
+    fn weight(&self) -> u64 {
+        self.requests
+    }
+
+    fn absorb(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+/// The tally of `key` in a breakdown that keeps its heaviest keys: once it holds twice `cap`
+/// keys, all but the `cap` heaviest fold into "(other)". A scanner's one-off paths end up
+/// there whenever they came; the endpoints that carry the traffic keep their own counts.
+fn heavy_entry<'a, V: Tally>(map: &'a mut HashMap<String, V>, key: &str, cap: usize) -> &'a mut V {
+    if !map.contains_key(key) && map.len() >= 2 * cap {
+        fold_lightest(map, cap);
+    }
     map.entry(key.to_owned()).or_default()
+}
+
+fn fold_lightest<V: Tally>(map: &mut HashMap<String, V>, keep: usize) {
+    let mut keys: Vec<(u64, String)> = map
+        .iter()
+        .filter(|(key, _)| key.as_str() != OTHER)
+        .map(|(key, tally)| (tally.weight(), key.clone()))
+        .collect();
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    let mut other = map.remove(OTHER).unwrap_or_default();
+    for (_, key) in keys.into_iter().skip(keep) {
+        if let Some(tally) = map.remove(&key) {
+            other.absorb(&tally);
+        }
+    }
+    map.insert(OTHER.to_owned(), other);
 }
 
 struct Bucket {
@@ -181,22 +219,22 @@ impl Bucket {
 
     fn add(&mut self, event: &LogEvent, cap: usize) {
         self.totals.add(event);
-        let endpoint = capped_entry(&mut self.endpoints, &event.endpoint, cap);
+        let endpoint = heavy_entry(&mut self.endpoints, &event.endpoint, cap);
         endpoint.requests += 1;
         endpoint.errors += u64::from(event.is_error());
         if let Some(ms) = event.response_time {
             endpoint.response_times.add(ms);
         }
-        *capped_entry(&mut self.sources, &event.source, cap) += 1;
+        *heavy_entry(&mut self.sources, &event.source, cap) += 1;
     }
 
     fn merge(&mut self, other: &Bucket) {
         self.totals.merge(&other.totals);
         for (endpoint, totals) in &other.endpoints {
-            capped_entry(&mut self.endpoints, endpoint, MAX_KEYS_SINCE_START).merge(totals);
+            heavy_entry(&mut self.endpoints, endpoint, MAX_KEYS_SINCE_START).merge(totals);
         }
         for (source, n) in &other.sources {
-            *capped_entry(&mut self.sources, source, MAX_KEYS_SINCE_START) += n;
+            *heavy_entry(&mut self.sources, source, MAX_KEYS_SINCE_START) += n;
         }
     }
 }
@@ -224,6 +262,8 @@ pub struct LiveMetrics {
     first_event_secs: Option<i64>,
     clock: Option<EventClock>,
     session_last_seen: HashMap<String, i64>,
+    /// Sessions held after the last pruning: the next prunes once twice as many are held.
+    sessions_after_pruning: usize,
     data_processed: u64,
     malformed: BTreeMap<String, u64>,
     /// Start of the next 10 s bucket to hand to the anomaly detector.
@@ -260,6 +300,7 @@ impl Default for LiveMetrics {
             first_event_secs: None,
             clock: None,
             session_last_seen: HashMap::new(),
+            sessions_after_pruning: 0,
             data_processed: 0,
             malformed: BTreeMap::new(),
             next_to_close: None,
@@ -304,16 +345,21 @@ impl LiveMetrics {
         }
         self.first_event_secs = Some(self.first_event_secs.map_or(secs, |f| f.min(secs)));
         self.since_start.add(event, MAX_KEYS_SINCE_START);
+        let end = self
+            .clock
+            .map_or(secs, |c| c.now_micros(now).div_euclid(1_000_000));
         if let Some(session) = &event.session_id {
             let last = self
                 .session_last_seen
                 .entry(session.clone())
                 .or_insert(secs);
             *last = (*last).max(secs);
+            // Pruned as events come, not only when someone reads the metrics: with nobody
+            // watching, a stream of new session ids would otherwise grow the map forever.
+            if self.session_last_seen.len() >= (2 * self.sessions_after_pruning).max(1024) {
+                self.prune_sessions(end);
+            }
         }
-        let end = self
-            .clock
-            .map_or(secs, |c| c.now_micros(now).div_euclid(1_000_000));
         let start = bucket_start(secs);
         let oldest_kept = bucket_start(end) - HORIZON_SECS;
         if start < oldest_kept {
@@ -348,6 +394,13 @@ impl LiveMetrics {
         (merged, (end_secs - (from as f64).max(first)).max(1.0))
     }
 
+    /// Forgets sessions not seen in the session window before `end` (event time, seconds).
+    fn prune_sessions(&mut self, end: i64) {
+        let cutoff = end.saturating_sub(SESSION_WINDOW_SECS);
+        self.session_last_seen.retain(|_, seen| *seen >= cutoff);
+        self.sessions_after_pruning = self.session_last_seen.len();
+    }
+
     fn event_time_secs(&self, now: Instant) -> Option<f64> {
         self.clock.map(|c| c.now_micros(now) as f64 / 1e6)
     }
@@ -373,9 +426,7 @@ impl LiveMetrics {
             return snapshot;
         };
         snapshot.event_time = DateTime::from_timestamp_micros((end * 1e6) as i64);
-        let session_cutoff = end as i64 - SESSION_WINDOW_SECS;
-        self.session_last_seen
-            .retain(|_, seen| *seen >= session_cutoff);
+        self.prune_sessions(end as i64);
         snapshot.active_sessions = self.session_last_seen.len() as u64;
         for window in Window::ALL {
             let (bucket, span) = self.window(window, end);
@@ -734,17 +785,33 @@ mod tests {
         let s = m.snapshot(now, Utc::now(), Window::Hour);
         assert_eq!(s.windows[2].requests, 1);
         assert_eq!(s.total_requests, 2);
-        for i in 0..(MAX_KEYS_PER_BUCKET + 50) {
-            m.record(
-                &event(T0 as f64 + 7200.0, 200, 5.0, &format!("/unique/{i}"), "s"),
-                now,
-            );
+        // A busy endpoint, then a scanner's unique paths, then another busy endpoint: the
+        // paths fold into "(other)", the busy endpoints keep their own counts.
+        let at = |endpoint: &str| event(T0 as f64 + 7200.0, 200, 5.0, endpoint, "s");
+        for _ in 0..50 {
+            m.record(&at("/busy"), now);
+        }
+        for i in 0..(3 * MAX_KEYS_PER_BUCKET) {
+            m.record(&at(&format!("/unique/{i}")), now);
+        }
+        for _ in 0..20 {
+            m.record(&at("/busy-later"), now);
         }
         assert!(m
             .buckets
             .iter()
-            .all(|b| b.endpoints.len() <= MAX_KEYS_PER_BUCKET + 1));
-        assert!(m.buckets.back().unwrap().endpoints.contains_key(OTHER));
+            .all(|b| b.endpoints.len() <= 2 * MAX_KEYS_PER_BUCKET + 1));
+        let bucket = &m.buckets.back().unwrap().endpoints;
+        assert!(bucket[OTHER].requests >= 2 * MAX_KEYS_PER_BUCKET as u64 - 100);
+        assert_eq!(bucket["/busy"].requests, 50);
+        assert_eq!(bucket["/busy-later"].requests, 20);
+        let ranked = m.snapshot(now, Utc::now(), Window::Minute).by_endpoint;
+        let top: Vec<&str> = ranked
+            .by_volume
+            .iter()
+            .map(|e| e.endpoint.as_str())
+            .collect();
+        assert_eq!(top[..3], [OTHER, "/busy", "/busy-later"]);
     }
 
     #[test]

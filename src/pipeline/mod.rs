@@ -1,22 +1,27 @@
-//! One file per stage. Decoding is pure (no I/O), so it also builds without the server
-//! feature, for the fuzz targets; everything else runs on the server.
+//! One file per stage. Decoding and the live view's arithmetic are pure (no I/O), so they
+//! also build without the server feature, for the fuzz targets; everything else runs on the
+//! server.
 
 #[cfg(feature = "ssr")]
 pub mod alert;
-#[cfg(feature = "ssr")]
+#[cfg(feature = "analytics")]
 pub mod anomaly;
 #[cfg(feature = "ssr")]
 pub mod broker;
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod dead_letter;
 pub mod decode;
+#[cfg(feature = "ssr")]
+mod fault;
 #[cfg(feature = "ssr")]
 pub mod ingest;
 #[cfg(feature = "ssr")]
 pub mod lake;
 #[cfg(feature = "ssr")]
 pub mod live;
-#[cfg(feature = "ssr")]
+#[cfg(feature = "analytics")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
 pub mod query;

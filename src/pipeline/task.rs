@@ -37,7 +37,8 @@ pub(crate) fn supervise<T: Send + 'static>(
     }))
 }
 
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+/// What a panic said, for the status and the logs.
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     match panic.downcast::<String>() {
         Ok(message) => *message,
         Err(panic) => panic.downcast_ref::<&str>().map_or_else(

@@ -4,7 +4,8 @@
 use super::alert;
 use super::broker::{self, BrokerError, EmbeddedBroker};
 use super::config::{KafkaSource, PipelineConfig};
-use super::ingest::{self, DeadLetters, IngestError, IngestStop, KafkaLink};
+use super::dead_letter::DeadLetters;
+use super::ingest::{self, IngestError, IngestStop, KafkaLink};
 use super::lake::{self, LakeActivity, LakeError, LakeProgress, LakeSink, SinkStop};
 use super::live::{Live, LiveFull, Logged, SseClientGuard, SseFrame};
 use super::metrics::SeriesMetric;
@@ -42,6 +43,9 @@ pub enum PipelineError {
     /// The table could not be opened or created.
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// The query engine could not be set up (its spill directory).
+    #[error(transparent)]
+    Query(#[from] QueryError),
     /// The demo traffic process could not be started.
     #[error("could not start demo traffic: {0}")]
     Demo(std::io::Error),
@@ -59,6 +63,8 @@ pub struct Pipeline {
     lake: Arc<RwLock<LakeProgress>>,
     demo_traffic: bool,
     max_sse_clients: u64,
+    /// Why ingest or the lake's sink stopped for good, once one has.
+    stopped_for_good: tokio::sync::watch::Receiver<Option<String>>,
     /// Taken by `stop`, which ends them in order.
     running: std::sync::Mutex<Option<Running>>,
 }
@@ -117,7 +123,7 @@ impl Pipeline {
         broker::ensure_topic(&bootstrap, &topic, config.partitions).await?;
         let dead_letter_topic = DeadLetters::topic_for(&topic);
         broker::ensure_topic(&bootstrap, &dead_letter_topic, 1).await?;
-        let dead_letters = DeadLetters::new(&bootstrap, &topic)?;
+        let dead_letters = DeadLetters::new(&bootstrap, &topic).map_err(IngestError::from)?;
 
         let table_url = lake::table_url(&config.lake_path)?;
         let table = lake::open_or_create(&table_url).await?;
@@ -145,9 +151,16 @@ impl Pipeline {
             table,
             &config.group_id,
             &topic,
+            dead_letters,
             lake_progress.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
+        // Ingest and the sink are not restarted in place: their rows in flight are gone with
+        // them, and only a fresh start, reading on from the table's offsets, goes on exactly
+        // once. They report down, and the process exits for its supervisor to start it again.
+        let (stop_for_good, stopped_for_good) = tokio::sync::watch::channel(None);
+        let stop_for_good = Arc::new(stop_for_good);
+        let sink_stopped_for_good = stop_for_good.clone();
         let sink_progress = lake_progress.clone();
         let sink = supervise(
             sink.run(lake_input, config.commit_interval, config.commit_max_rows),
@@ -158,6 +171,7 @@ impl Pipeline {
                     Err(panic) => SinkStop::Panicked(panic),
                 };
                 tracing::error!(%stop, "the lake sink stopped");
+                sink_stopped_for_good.send_replace(Some(stop.to_string()));
                 sink_progress
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -175,13 +189,13 @@ impl Pipeline {
             ingest::run(
                 consumer.clone(),
                 live.clone(),
-                dead_letters,
                 to_lake,
                 consume_failures.clone(),
             ),
             move |ended| {
                 let stop = ended.unwrap_or_else(IngestStop::Panicked);
                 tracing::error!(%stop, "ingest stopped");
+                stop_for_good.send_replace(Some(stop.to_string()));
                 ingest_link
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -205,6 +219,10 @@ impl Pipeline {
             live,
             query: QueryEngine::new(table_url)
                 .with_limits(config.query_timeout, config.query_memory_bytes)
+                .with_spill(
+                    &config.data_dir.join("query-spill"),
+                    config.query_spill_bytes,
+                )?
                 .with_concurrency(config.query_concurrency),
             history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
             kafka,
@@ -213,6 +231,7 @@ impl Pipeline {
             lake: lake_progress,
             demo_traffic: demo.is_some(),
             max_sse_clients: config.max_sse_clients,
+            stopped_for_good,
             running: std::sync::Mutex::new(Some(Running {
                 demo,
                 ingest,
@@ -300,6 +319,21 @@ impl Pipeline {
             frames,
             viewer,
         })
+    }
+
+    /// Resolves, with the reason, once ingest or the lake's sink has stopped for good: the
+    /// process should then stop and start afresh.
+    pub async fn stopped_for_good(&self) -> String {
+        let mut stopped = self.stopped_for_good.clone();
+        let reason = match stopped.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            // The stages' supervisors are gone only once the pipeline is: nothing to report.
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops consuming and lets the lake commit every event it was handed, so a stop leaves
@@ -425,17 +459,25 @@ async fn publish_every_second(
         let Some(pipeline) = pipeline.upgrade() else {
             return;
         };
-        // Snapshots merge an hour of sketches: only worth it when someone is watching.
-        if pipeline.live.sse_clients() > 0 {
-            let metrics = pipeline.live.metrics(Window::default());
-            pipeline.live.publish(sse::METRICS, &metrics);
-            pipeline.live.publish(sse::HEALTH, &pipeline.health());
-        }
-        for anomaly in pipeline.live.detect_anomalies() {
-            tracing::warn!(?anomaly, "anomaly");
-            if let Some(alerter) = &alerter {
-                alerter.notify(&anomaly);
+        // A tick that fails is logged and the next one tries again: the detector and the
+        // windows hold their state between ticks, so one bad tick must not end the loop (and
+        // with it every live update and alert) while the rest of the pipeline runs on.
+        let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // Snapshots merge an hour of sketches: only worth it when someone is watching.
+            if pipeline.live.sse_clients() > 0 {
+                let metrics = pipeline.live.metrics(Window::default());
+                pipeline.live.publish(sse::METRICS, &metrics);
+                pipeline.live.publish(sse::HEALTH, &pipeline.health());
             }
+            for anomaly in pipeline.live.detect_anomalies() {
+                tracing::warn!(?anomaly, "anomaly");
+                if let Some(alerter) = &alerter {
+                    alerter.notify(&anomaly);
+                }
+            }
+        }));
+        if let Err(panic) = tick {
+            tracing::error!(failure = %super::task::panic_message(panic), "the live update failed; trying again next second");
         }
     }
 }

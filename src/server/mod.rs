@@ -7,7 +7,7 @@ mod sse;
 
 use crate::app::{shell, App};
 use crate::pipeline::Pipeline;
-use access::AccessToken;
+use access::Guard;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -25,8 +25,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The one door to the stages.
     pub pipeline: Arc<Pipeline>,
-    /// The token every request needs, if one is set.
-    pub token: Option<AccessToken>,
+    /// The hosts it answers to and the token every request needs, if one is set.
+    pub guard: Guard,
 }
 
 /// Every route: the pages (with their server functions, which find the pipeline in their
@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
-            state.token.clone(),
+            state.guard.clone(),
             access::guard,
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(

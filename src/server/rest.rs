@@ -1,13 +1,12 @@
 //! The REST API: each handler reads its parameters, calls one `Pipeline` method and maps
 //! errors to HTTP status by kind (the client's mistake 4xx, ours 5xx).
 
-use crate::model::{
-    Anomaly, Health, LiveEvent, LogFilter, MetricsSnapshot, QueryRequest, Series, Window,
-};
+use super::access::Caller;
+use crate::model::{Anomaly, LiveEvent, LogFilter, MetricsSnapshot, QueryRequest, Series, Window};
 use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
 use crate::pipeline::query::{ExportFormat, QueryError};
 use crate::pipeline::Pipeline;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -41,8 +40,17 @@ impl IntoResponse for QueryError {
     }
 }
 
-pub(super) async fn health(State(pipeline): State<Arc<Pipeline>>) -> Json<Health> {
-    Json(pipeline.health())
+/// Everything to a trusted caller; to anyone else, with a token set, only the verdict: the
+/// paths, brokers and errors are for those who hold the token.
+pub(super) async fn health(
+    State(pipeline): State<Arc<Pipeline>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let health = pipeline.health();
+    match caller {
+        Caller::Trusted => Json(health).into_response(),
+        Caller::Anonymous => Json(serde_json::json!({ "status": health.status })).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -96,6 +96,44 @@ impl Server {
         self.child = Server::spawn(self.port, self.broker_port, self.data_dir.path(), &self.env);
     }
 
+    /// Kills lakepulse the way a crash would (SIGKILL), leaving it down.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// How lakepulse exited, if it did within `within`.
+    pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for lakepulse") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The embedded broker's process id, as lakepulse recorded it.
+    pub fn broker_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.data_dir.path().join("broker").join("tansu.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Starts lakepulse again on the same data and ports, after it has exited.
+    pub fn start_again(&mut self) {
+        assert!(
+            self.child.try_wait().expect("lakepulse").is_some(),
+            "lakepulse still runs"
+        );
+        self.child = Server::spawn(self.port, self.broker_port, self.data_dir.path(), &self.env);
+    }
+
     /// Stops lakepulse as an operator does (SIGTERM) and waits for it to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -524,11 +562,16 @@ pub fn generate_to(brokers: &str, count: u64, rate: u64) {
 /// Produces `count` events at `rate` on a blocking thread, so the test's own clients go on
 /// reading meanwhile; resolves when the producer has finished, to when it did.
 pub async fn generate_while_reading(server: &Server, count: u64, rate: u64) -> Instant {
-    let brokers = server.brokers();
+    generate_while_reading_owned(server.brokers(), count, rate).await;
+    Instant::now()
+}
+
+/// As [`generate_while_reading`], to `brokers`: a future that owns what it needs, so it can
+/// run on a task of its own.
+pub async fn generate_while_reading_owned(brokers: String, count: u64, rate: u64) {
     tokio::task::spawn_blocking(move || generate_to(&brokers, count, rate))
         .await
         .expect("gen ran");
-    Instant::now()
 }
 
 /// A tansu broker of the test's own; `storage` as tansu's `--storage-engine` takes it.

@@ -670,3 +670,195 @@ async fn batches_from_other_clients_are_read_whatever_the_codec() {
     .await;
     assert_eq!(ids["rows"][0][0], total);
 }
+
+/// Dead letters are delivered before their messages' offsets move on: a stop delivers them
+/// before its last commit, and a crash before that reads the messages again. One message of a
+/// hundred thousand bad items is one letter, not a hundred thousand.
+#[tokio::test]
+async fn no_dead_letter_is_lost_to_a_sigterm_or_a_sigkill() {
+    const BAD: u64 = 50;
+    const ITEMS: usize = 100_000;
+    // A broker of the test's own, which outlives lakepulse's stops and crashes; no commit
+    // comes by itself (10 minutes), so only a stop delivers letters.
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let mut broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let env = [
+        ("KAFKA_BROKERS", brokers.as_str()),
+        ("COMMIT_INTERVAL_MS", "600000"),
+    ];
+    let (mut server, client) = Server::ready(&env).await;
+    let bad = |round: &str| -> Vec<Vec<u8>> {
+        (0..BAD)
+            .map(|i| format!("not an event {round}-{i}").into_bytes())
+            .collect()
+    };
+    let metrics_url = server.url("/api/metrics");
+    let malformed_counted = |at_least: u64| {
+        let (client, url) = (client.clone(), metrics_url.clone());
+        async move {
+            let metrics: Value = get_json(&client, &url).await?;
+            let malformed = metrics["malformed"].as_object()?;
+            let counted: u64 = malformed.values().filter_map(Value::as_u64).sum();
+            (counted >= at_least && metrics["totalRequests"].as_u64()? >= 1).then_some(())
+        }
+    };
+    let payloads = |letters: &[DeadLetter], round: &str| -> Vec<String> {
+        let prefix = format!("not an event {round}-");
+        let mut seen: Vec<String> = letters
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.payload).into_owned())
+            .filter(|p| p.starts_with(&prefix))
+            .collect();
+        seen.sort();
+        seen
+    };
+    let expected = |round: &str| -> Vec<String> {
+        let mut all: Vec<String> = bad(round)
+            .into_iter()
+            .map(|p| String::from_utf8(p).unwrap())
+            .collect();
+        all.sort();
+        all
+    };
+    let fan_out = format!("[{}1]", "1,".repeat(ITEMS - 1)).into_bytes();
+    let valid = br#"{"endpoint":"/valid","status":200}"#.to_vec();
+
+    // SIGTERM right after the messages were read.
+    let mut round = bad("term");
+    round.push(fan_out);
+    round.push(valid.clone());
+    produce_with_rdkafka(&brokers, &round).await;
+    eventually(
+        Duration::from_secs(60),
+        "the bad messages read",
+        &server,
+        || malformed_counted(BAD + ITEMS as u64),
+    )
+    .await;
+    assert!(server.stop().success());
+    server.start_again();
+    let letters = dead_letters_to_end(&brokers, BAD as usize + 1, Duration::from_secs(3)).await;
+    assert_eq!(payloads(&letters, "term"), expected("term"), "each once");
+    let fanned: Vec<&DeadLetter> = letters
+        .iter()
+        .filter(|l| l.payload.starts_with(b"[1,"))
+        .collect();
+    assert_eq!(
+        fanned.len(),
+        1,
+        "one letter for the message of {ITEMS} bad items"
+    );
+    assert!(
+        fanned[0]
+            .error
+            .starts_with(&format!("{ITEMS} items malformed")),
+        "{}",
+        fanned[0].error
+    );
+
+    // SIGKILL right after the messages were read: the next start reads them again.
+    let mut round = bad("kill");
+    round.push(valid);
+    let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
+        get_json(&client, &server.url("/health")).await
+    })
+    .await;
+    produce_with_rdkafka(&brokers, &round).await;
+    eventually(
+        Duration::from_secs(60),
+        "the bad messages read",
+        &server,
+        || malformed_counted(BAD),
+    )
+    .await;
+    server.crash_and_restart();
+    eventually(
+        Duration::from_secs(120),
+        "the bad messages read again",
+        &server,
+        || malformed_counted(BAD),
+    )
+    .await;
+    assert!(server.stop().success());
+    let letters = dead_letters_to_end(&brokers, 2 * BAD as usize + 1, Duration::from_secs(3)).await;
+    assert_eq!(payloads(&letters, "kill"), expected("kill"), "each once");
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
+
+/// Values no real request has, from an ordinary client: they neither stop ingest nor poison a
+/// number on the page, the API or the stream, and the lake keeps the events.
+#[tokio::test]
+async fn poison_values_neither_stop_ingest_nor_poison_the_numbers() {
+    let (server, client) = Server::ready(&[]).await;
+    let now = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    let poison: Vec<Vec<u8>> = vec![
+        br#"{"endpoint":"/huge-bytes","status":200,"bytes":18446744073709551615,"responseTime":5}"#
+            .to_vec(),
+        br#"{"endpoint":"/huge-bytes","status":500,"bytes":18446744073709551615,"responseTime":7}"#
+            .to_vec(),
+        format!(r#"192.0.2.1 - - [{now}] "GET /slow HTTP/1.1" 200 10 "-" "ua" 1.7e308ms"#)
+            .into_bytes(),
+        format!(r#"192.0.2.1 - - [{now}] "GET /slow HTTP/1.1" 200 10 "-" "ua" rt=1e300"#)
+            .into_bytes(),
+        br#"{"endpoint":"/slow","status":200,"responseTime":1.7e308}"#.to_vec(),
+    ];
+    produce_with_rdkafka(&server.brokers(), &poison).await;
+    let after = numbered_events("after", 0..10);
+    produce_with_rdkafka(&server.brokers(), &after).await;
+    // Each is an event; only the impossible response times are dropped from it.
+    let metrics = metrics_counting(&server, &client, "window=all", 15).await;
+    assert_eq!(metrics["malformed"], json!({}));
+    assert!(metrics["avgResponseTime"].is_number(), "{metrics}");
+    for window in metrics["windows"].as_array().unwrap() {
+        assert!(window["eventsPerSec"].is_number(), "{window}");
+        assert_eq!(
+            window["bytes"],
+            u64::MAX,
+            "the byte total sticks at the top: {window}"
+        );
+    }
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(health["status"], "healthy", "{health}");
+    eventually(
+        Duration::from_secs(30),
+        "the events in the lake",
+        &server,
+        || async {
+            let (_, answer) = sql(
+                &client,
+                &server,
+                "SELECT count(*), max(bytes), max(response_time_ms) FROM logs",
+            )
+            .await;
+            (answer["rows"] == json!([[15, i64::MAX, 7.0]])).then_some(())
+        },
+    )
+    .await;
+
+    // Numbers from a client's request that would overflow are refused or held in range.
+    let series = client
+        .get(server.url("/api/series?metric=requests&step=999999999999999999m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(series.status(), 400);
+    let series: Value = get_json(
+        &client,
+        &server.url("/api/series?metric=avgResponseTime&window=1h&step=9223372036854775807s"),
+    )
+    .await
+    .expect("a series");
+    assert_eq!(series["stepSecs"], 3600, "{series}");
+    let mut resumed = client
+        .get(server.url("/events"))
+        .header("Last-Event-ID", "18446744073709551615")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let first = resumed.chunk().await.unwrap().expect("a first frame");
+    assert!(String::from_utf8_lossy(&first).contains("event: metrics"));
+}

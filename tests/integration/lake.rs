@@ -1,6 +1,8 @@
 //! The lake keeps every event once: through SIGKILLs, a SIGTERM and a full disk.
 
 use super::harness::*;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +11,14 @@ use std::time::Duration;
 #[tokio::test]
 async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     use rand::Rng;
-    let mut server = Server::start();
+    // A broker of the test's own, which the crashes do not touch: the embedded one ends with
+    // lakepulse, and a producer that sees its broker vanish mid-send may send a batch twice,
+    // which would be the producer's double, not lakepulse's.
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let mut broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let mut server = Server::start_with(&[("KAFKA_BROKERS", brokers.as_str())]);
     let client = reqwest::Client::new();
     let healthy = |server: &Server| {
         let url = server.url("/health");
@@ -35,7 +44,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     const EVENTS: u64 = 16_000;
     let mut gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
         .args(["gen", "--count", &EVENTS.to_string(), "--rate", "400"])
-        .env("KAFKA_BROKERS", server.brokers())
+        .env("KAFKA_BROKERS", &brokers)
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("start gen");
@@ -106,6 +115,8 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     let lake: Value = serde_json::from_str(lake.trim()).expect("reader JSON");
     assert_eq!(lake["rows"], EVENTS);
     assert_eq!(lake["distinct_event_ids"], EVENTS);
+    let _ = broker.kill();
+    let _ = broker.wait();
 }
 
 #[tokio::test]
@@ -247,4 +258,75 @@ async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     assert_eq!(health["lake"]["state"], "connected");
     assert_eq!(health["status"], "healthy");
+}
+
+/// delta-rs writes a checkpoint after every 100th commit and reports a failure of it as the
+/// write's own error, though the commit has landed. Here the checkpoint of version 99 cannot be
+/// written (a directory stands where its file goes); the sink must not write those rows again.
+#[tokio::test]
+async fn a_commit_that_landed_but_reported_a_failure_is_not_written_again() {
+    const EVENTS: u64 = 1_000;
+    let (server, client) = Server::ready(&[("COMMIT_INTERVAL_MS", "20")]).await;
+    let log_dir = server.lake_path().join("_delta_log");
+    for version in [99, 199] {
+        std::fs::create_dir_all(log_dir.join(format!("{version:020}.checkpoint.parquet")))
+            .expect("an obstacle where the checkpoint goes");
+    }
+    let version =
+        || async { get_json(&client, &server.url("/health")).await?["lake"]["version"].as_u64() };
+    // One event at a time, each waited for until a commit holds it, so the table crosses
+    // version 199 while events flow.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", server.brokers())
+        .create()
+        .expect("producer");
+    let mut produced = 0;
+    loop {
+        let before = version().await.unwrap_or(0);
+        if before >= 205 {
+            break;
+        }
+        assert!(produced < EVENTS, "the table stayed below version 205");
+        let event = format!(r#"{{"endpoint":"/landed/{produced}","status":200}}"#);
+        producer
+            .send(
+                FutureRecord::<(), _>::to(TOPIC).payload(&event),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+        produced += 1;
+        eventually(
+            Duration::from_secs(30),
+            "the next commit",
+            &server,
+            || async { (version().await? > before).then_some(()) },
+        )
+        .await;
+    }
+    metrics_counting(&server, &client, "", produced).await;
+    let counted = |query: &'static str| {
+        let client = client.clone();
+        let url = server.url("/api/query");
+        async move { first_row(&client, &url, query).await?.first()?.as_u64() }
+    };
+    eventually(
+        Duration::from_secs(60),
+        "every event in the lake",
+        &server,
+        || async {
+            (counted("SELECT count(DISTINCT event_id) FROM logs").await? == produced).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(counted("SELECT count(*) FROM logs").await, Some(produced));
+    let log = server.log();
+    assert!(
+        log.matches("a commit reported as failed had landed")
+            .count()
+            >= 2,
+        "the checkpoints at versions 99 and 199 did not fail, so nothing was tried: {log}"
+    );
 }

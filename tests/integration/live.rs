@@ -172,7 +172,7 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
         .await
         .unwrap();
     stuck
-        .write_all(b"GET /events HTTP/1.1\r\nHost: lakepulse\r\n\r\n")
+        .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     // A healthy client, there from the start.
@@ -251,7 +251,7 @@ async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
             .await
             .expect("an idle connection");
         stream
-            .write_all(b"GET /events HTTP/1.1\r\nHost: lakepulse\r\n\r\n")
+            .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .unwrap();
         idle.push(stream);
@@ -279,6 +279,78 @@ async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
     let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
     assert_eq!(status, 200, "{answer}");
     drop((idle, live));
+}
+
+/// A thousand clients that ask for the stream and never read it, while events come at
+/// 5 000 a second: what they pin is bounded (frames are shared and bounded in bytes, a
+/// client too far behind skips ahead), so the server's memory levels off instead of growing
+/// with the backlog.
+#[tokio::test]
+async fn a_thousand_stuck_sse_clients_at_5000_events_a_second_keep_memory_bounded() {
+    use tokio::io::AsyncWriteExt;
+    const STUCK: u64 = 1_000;
+    const RATE: u64 = 5_000;
+    const SECONDS: u64 = 40;
+    rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
+    let (server, client) = Server::ready(&[]).await;
+    let mut stuck = Vec::with_capacity(STUCK as usize);
+    for _ in 0..STUCK {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small window: the kernel holds little for them, so the server feels them stop.
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket
+            .connect(([127, 0, 0, 1], server.port).into())
+            .await
+            .expect("a stuck connection");
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        stuck.push(stream);
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every stuck client connected",
+        &server,
+        || async {
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            (h["sseClients"] == STUCK).then_some(())
+        },
+    )
+    .await;
+    let before = server.rss_mib();
+    let producing = tokio::spawn(generate_while_reading_owned(
+        server.brokers(),
+        RATE * SECONDS,
+        RATE,
+    ));
+    let mut samples = Vec::new();
+    while !producing.is_finished() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        samples.push(server.rss_mib());
+    }
+    producing.await.unwrap();
+    let halfway = samples[samples.len() / 2];
+    let peak = samples.iter().copied().fold(0.0, f64::max);
+    let last = *samples.last().unwrap();
+    eprintln!("RSS MiB before {before:.0}, halfway {halfway:.0}, peak {peak:.0}, last {last:.0}: {samples:.0?}");
+    // The second half of the run adds no more than a little to the first: the backlog of
+    // a thousand stuck clients is not what memory grows with.
+    assert!(
+        last < halfway + 150.0,
+        "RSS grew from {halfway:.0} to {last:.0} MiB"
+    );
+    assert!(
+        peak < before + 1_024.0,
+        "RSS reached {peak:.0} MiB from {before:.0}"
+    );
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(
+        health["sseClients"], STUCK,
+        "the stuck clients are still connected"
+    );
+    assert_eq!(health["status"], "healthy");
+    drop(stuck);
 }
 
 #[tokio::test]

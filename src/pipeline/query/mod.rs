@@ -1,6 +1,9 @@
 //! SQL over the lake: DataFusion on a committed version of the Delta table (the latest
-//! unless the query asks for another), read-only, with a time limit, a memory limit and a row
-//! cap, and cancellable by id while it runs.
+//! unless the query asks for another), read-only, with a time limit, one memory pool and one
+//! spill directory for all queries, a row and a byte cap on answers, bounded value-building
+//! functions, and cancellable by id while it runs.
+
+mod built_values;
 
 use crate::model::{ColumnInfo, HistoryEntry, QueryRequest, QueryResult, TableVersion};
 use chrono::DateTime;
@@ -9,6 +12,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::MemorySchemaProvider;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
+use deltalake::datafusion::execution::disk_manager::{DiskManager, DiskManagerMode};
 use deltalake::datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
@@ -103,6 +107,11 @@ impl From<DataFusionError> for QueryError {
 
 /// How long a query waits for one of the running ones to end before it is turned away.
 const ADMISSION_WAIT: Duration = Duration::from_secs(5);
+/// The most an answer holds, as the JSON it is sent as; past it the answer is cut, as past
+/// the row cap.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Rows encoded at a time, so an answer is cut close to its byte cap.
+const ENCODE_ROWS: usize = 256;
 
 /// Runs read-only SQL over the table, within its limits.
 #[derive(Clone)]
@@ -112,6 +121,8 @@ pub struct QueryEngine {
     max_rows: usize,
     /// One budget for all queries together: N queries at once cannot hold N budgets.
     memory: Arc<dyn MemoryPool>,
+    /// Where all queries together may spill, and how much; none by default.
+    spill: Arc<DiskManager>,
     /// One permit per query allowed to run at once.
     admission: Arc<Semaphore>,
     concurrency: usize,
@@ -126,6 +137,12 @@ impl QueryEngine {
             timeout: Duration::from_secs(30),
             max_rows: 10_000,
             memory: Arc::new(GreedyMemoryPool::new(512 * 1024 * 1024)),
+            spill: Arc::new(
+                DiskManager::builder()
+                    .with_mode(DiskManagerMode::Disabled)
+                    .build()
+                    .expect("a disabled disk manager needs nothing"),
+            ),
             admission: Arc::new(Semaphore::new(4)),
             concurrency: 4,
             running: Arc::default(),
@@ -140,6 +157,26 @@ impl QueryEngine {
             memory: Arc::new(GreedyMemoryPool::new(memory_limit)),
             ..self
         }
+    }
+
+    /// Lets queries spill to `dir` (emptied first: what a crash left there is nobody's),
+    /// `max_bytes` at most for all of them together.
+    pub fn with_spill(self, dir: &std::path::Path, max_bytes: u64) -> Result<Self, QueryError> {
+        let unusable = |e: std::io::Error| {
+            QueryError::Failed(format!("spill directory {}: {e}", dir.display()))
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(unusable)?;
+        }
+        std::fs::create_dir_all(dir).map_err(unusable)?;
+        let spill = DiskManager::builder()
+            .with_mode(DiskManagerMode::Directories(vec![dir.to_owned()]))
+            .with_max_temp_directory_size(max_bytes)
+            .build()?;
+        Ok(QueryEngine {
+            spill: Arc::new(spill),
+            ..self
+        })
     }
 
     /// How many queries may run at once; more wait a moment, then are turned away.
@@ -197,17 +234,15 @@ impl QueryEngine {
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            // Read only as far as the row cap; dropping the stream stops the rest of the work.
+            // Read only as far as the caps; dropping the stream stops the rest of the work.
             let mut stream = frame.execute_stream().await?;
-            let (mut batches, mut rows) = (Vec::new(), 0);
+            let mut answer = Answer::new(max_rows);
             while let Some(batch) = stream.try_next().await? {
-                rows += batch.num_rows();
-                batches.push(batch);
-                if rows > max_rows {
+                if !answer.take(&batch)? {
                     break;
                 }
             }
-            Ok::<_, DataFusionError>((columns, batches))
+            Ok::<_, DataFusionError>((columns, answer))
         });
         // Whatever way this ends (an answer, the time limit, the client gone and this future
         // dropped), the work stops with it and its id is forgotten.
@@ -219,14 +254,15 @@ impl QueryEngine {
         if let Some(id) = &request.id {
             self.running().insert(id.clone(), work.abort_handle());
         }
-        let (columns, batches) = match tokio::time::timeout(self.timeout, work).await {
+        let (columns, answer) = match tokio::time::timeout(self.timeout, work).await {
             Err(_) => return Err(QueryError::Timeout(self.timeout)),
             Ok(Err(joined)) if joined.is_cancelled() => return Err(QueryError::Cancelled),
             Ok(Err(joined)) => return Err(QueryError::Failed(joined.to_string())),
             Ok(Ok(answer)) => answer?,
         };
-        let mut result = to_result(columns, &batches)?;
-        result.truncated = result.rows.len() > self.max_rows;
+        let cut_by_bytes = answer.cut;
+        let mut result = to_result(columns, answer.finish()?)?;
+        result.truncated = cut_by_bytes || result.rows.len() > self.max_rows;
         result.rows.truncate(self.max_rows);
         result.row_count = result.rows.len();
         result.execution_time = started.elapsed().as_secs_f64() * 1000.0;
@@ -248,11 +284,15 @@ impl QueryEngine {
     async fn session(&self, version: Option<u64>) -> Result<SessionContext, QueryError> {
         let table = self.open(version).await?;
         let provider = table.table_provider().await?;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(self.memory.clone())
-            .build_arc()?;
+        let runtime = RuntimeEnvBuilder {
+            disk_manager: Some(self.spill.clone()),
+            ..RuntimeEnvBuilder::new()
+        }
+        .with_memory_pool(self.memory.clone())
+        .build_arc()?;
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        built_values::bound_value_builders(&ctx);
         ctx.register_table(TABLE, provider.clone())?;
         ctx.catalog("datafusion")
             .ok_or_else(|| QueryError::Sql("default catalog missing".into()))?
@@ -539,19 +579,58 @@ fn byte_at(sql: &str, at: Location) -> usize {
             .sum::<usize>()
 }
 
-fn to_result(columns: Vec<String>, batches: &[RecordBatch]) -> Result<QueryResult, QueryError> {
-    let mut writer = WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, JsonArray>(Vec::new());
-    for batch in batches {
-        writer
-            .write(batch)
-            .map_err(|e| QueryError::Sql(e.to_string()))?;
+/// An answer as it is read: rows encoded as JSON until one more than the row cap, or until
+/// the JSON reaches [`MAX_ANSWER_BYTES`].
+struct Answer {
+    json: deltalake::arrow::json::Writer<Vec<u8>, JsonArray>,
+    rows: usize,
+    max_rows: usize,
+    /// Cut at the byte cap.
+    cut: bool,
+}
+
+impl Answer {
+    fn new(max_rows: usize) -> Self {
+        Answer {
+            json: WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, JsonArray>(Vec::new()),
+            rows: 0,
+            max_rows,
+            cut: false,
+        }
     }
-    writer
-        .finish()
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
-    let json = writer.into_inner();
+
+    /// Takes in a batch; false once the answer is full.
+    fn take(&mut self, batch: &RecordBatch) -> Result<bool, DataFusionError> {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            if self.rows > self.max_rows {
+                return Ok(false);
+            }
+            if self.json.get_ref().len() >= MAX_ANSWER_BYTES {
+                self.cut = true;
+                return Ok(false);
+            }
+            let rows = ENCODE_ROWS
+                .min(batch.num_rows() - at)
+                .min(self.max_rows + 1 - self.rows);
+            self.json.write(&batch.slice(at, rows))?;
+            self.rows += rows;
+            at += rows;
+        }
+        Ok(self.rows <= self.max_rows)
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, QueryError> {
+        self.json
+            .finish()
+            .map_err(|e| QueryError::Sql(e.to_string()))?;
+        Ok(self.json.into_inner())
+    }
+}
+
+fn to_result(columns: Vec<String>, json: Vec<u8>) -> Result<QueryResult, QueryError> {
     let objects: Vec<serde_json::Map<String, serde_json::Value>> = if json.is_empty() {
         Vec::new()
     } else {
@@ -724,6 +803,73 @@ mod tests {
             .await
             .unwrap();
         assert!(!answer.truncated);
+    }
+
+    #[tokio::test]
+    async fn value_building_functions_build_within_their_budget_or_are_refused() {
+        let (_dir, engine) = empty_table().await;
+        let first = |sql: &'static str| {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .run(&QueryRequest::sql(sql))
+                    .await
+                    .map(|a| a.rows[0][0].clone())
+            }
+        };
+        for (sql, built) in [
+            ("SELECT length(repeat('ab', 1000))", 2000),
+            ("SELECT length(lpad('x', 1000))", 1000),
+            ("SELECT cardinality(range(1, 1001))", 1000),
+            ("SELECT cardinality(generate_series(1, 1000))", 1000),
+            (
+                "SELECT cardinality(range(DATE '2026-01-01', DATE '2026-02-01', INTERVAL '1 day'))",
+                31,
+            ),
+            ("SELECT cardinality(array_repeat(1, 1000))", 1000),
+            ("SELECT length(replace('aaa', 'a', 'bb'))", 6),
+        ] {
+            assert_eq!(first(sql).await.unwrap(), built, "{sql}");
+        }
+        for sql in [
+            "SELECT length(repeat('x', 1000000000))",
+            "SELECT length(repeat(repeat('x', 10000000), 10000000))",
+            "SELECT length(lpad('x', 2000000000))",
+            "SELECT length(rpad('x', 2000000000, 'y'))",
+            "SELECT cardinality(range(1, 100000000000))",
+            "SELECT cardinality(range(100000000000))",
+            "SELECT cardinality(generate_series(-9223372036854775807, 9223372036854775807))",
+            "SELECT cardinality(range(TIMESTAMP '1970-01-01', TIMESTAMP '2100-01-01', INTERVAL '1 second'))",
+            "SELECT cardinality(array_repeat(1, 1000000000))",
+            "SELECT cardinality(array_resize(make_array(1), 1000000000))",
+            "SELECT length(replace(repeat('x', 1000000), 'x', repeat('y', 1000)))",
+            "SELECT length(regexp_replace(repeat('x', 1000000), 'x', repeat('y', 1000), 'g'))",
+            // Small values, but one for every row of a batch.
+            "SELECT max(length(repeat('x', 100000 + value % 2))) FROM generate_series(1, 8192)",
+        ] {
+            let error = first(sql).await.unwrap_err().to_string();
+            assert!(error.contains("may build at most"), "{sql}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_cut_at_their_byte_cap() {
+        let (_dir, engine) = empty_table().await;
+        // 9 000 rows of 4 KB: within the row cap, four times the byte cap as JSON.
+        let answer = engine
+            .run(&QueryRequest::sql(
+                "SELECT value, repeat('x', 4000) AS text FROM generate_series(1, 9000)",
+            ))
+            .await
+            .unwrap();
+        assert!(answer.truncated);
+        // Each row is 4 000 bytes of text and a few of JSON around it.
+        let rows = MAX_ANSWER_BYTES / 4100..MAX_ANSWER_BYTES / 4000 + ENCODE_ROWS + 1;
+        assert!(
+            rows.contains(&answer.row_count),
+            "{} rows",
+            answer.row_count
+        );
     }
 
     #[test]
