@@ -32,8 +32,16 @@ build: site server
 server:
 	cargo build --features ssr --bin lakepulse
 
+## cargo decides whether the bundle needs building; wasm-bindgen and wasm-opt (half a minute)
+## run only when it changed, so a second `make run` on a built tree starts at once.
 site:
 	cargo build --lib --target wasm32-unknown-unknown --no-default-features --features hydrate --profile wasm-release
+	$(MAKE) $(SITE)/pkg/lakepulse_bg.wasm
+	mkdir -p $(SITE)/pkg
+	cp style/main.css $(SITE)/pkg/lakepulse.css
+	cp -r public/. $(SITE)/
+
+$(SITE)/pkg/lakepulse_bg.wasm: $(WASM)
 	mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name lakepulse $(WASM)
 	# Features as rustc's wasm32 target enables them by default.
@@ -41,8 +49,6 @@ site:
 		--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 		--enable-mutable-globals --enable-reference-types --enable-multivalue \
 		$(SITE)/pkg/lakepulse_bg.wasm -o $(SITE)/pkg/lakepulse_bg.wasm
-	cp style/main.css $(SITE)/pkg/lakepulse.css
-	cp -r public/. $(SITE)/
 
 lint:
 	cargo fmt --check

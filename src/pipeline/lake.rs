@@ -567,6 +567,7 @@ impl LakeSink {
             .insert(consumed.partition, consumed.offset + 1);
         self.keep_letters(consumed.letters);
         for (item, event) in consumed.events.into_iter().enumerate() {
+            fault::panic_if_marked("sink", &event);
             self.rows.push(Row {
                 partition: consumed.partition,
                 offset: consumed.offset,

@@ -295,3 +295,26 @@ async fn a_message_a_stage_fails_on_is_set_aside_and_the_rest_lands_once() {
         "read again after the restart"
     );
 }
+
+/// A stage that dies (the lake's sink, here through an injected panic outside any commit) is
+/// not left looking alive: lakepulse says why and exits non-zero, for its supervisor to start
+/// it afresh from the table's offsets.
+#[tokio::test]
+async fn a_stage_that_dies_stops_the_process_with_its_reason() {
+    let (mut server, _client) = Server::ready(&[]).await;
+    let marked = br#"{"endpoint":"/lakepulse-fault/sink","status":200}"#.to_vec();
+    produce_with_rdkafka(&server.brokers(), &[marked]).await;
+    let status = server
+        .exited_within(Duration::from_secs(60))
+        .expect("lakepulse exits once its sink has died");
+    assert!(!status.success(), "{status}");
+    let log = server.log();
+    assert!(
+        log.contains("the lake stopped: it panicked: a fault injected in sink"),
+        "{log}"
+    );
+    assert!(
+        log.contains("a fresh start resumes from the table's offsets"),
+        "{log}"
+    );
+}

@@ -98,6 +98,35 @@ async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
     assert!(!Path::new(copy_target).exists());
     assert_eq!(fetched.load(Ordering::Relaxed), 0, "the URL was fetched");
 
+    // Values built far larger than their arguments are refused before they are allocated;
+    // answers are cut at their byte cap as at their row cap.
+    for query in [
+        "SELECT length(repeat('x', 4000000000))",
+        "SELECT length(lpad('x', 2000000000))",
+        "SELECT cardinality(range(1, 10000000000))",
+        "SELECT cardinality(array_repeat(1, 1000000000))",
+        "SELECT length(replace(repeat('x', 1000000), 'x', repeat('y', 100000)))",
+        // Small values, but one for every row of a batch of 8192.
+        "SELECT max(length(repeat('x', 100000 + value % 2))) FROM generate_series(1, 8192)",
+    ] {
+        let (status, answer) = sql(&client, &server, query).await;
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert!(error.contains("may build at most"), "{query}: {error}");
+    }
+    let (status, answer) = sql(
+        &client,
+        &server,
+        "SELECT value, repeat('x', 4000) AS text FROM generate_series(1, 9000)",
+    )
+    .await;
+    assert_eq!((status, &answer["truncated"]), (200, &json!(true)));
+    let rows = answer["rows"].as_array().unwrap().len();
+    assert!(
+        (4_000..5_000).contains(&rows),
+        "{rows} rows of 4 KB in 16 MiB"
+    );
+
     // Queries that would run for hours or hold the machine's memory, all at once: a series of
     // 10^12 integers, an exploding cross join, a billion groups.
     const RUNAWAY: [&str; 3] = [
@@ -125,6 +154,8 @@ async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
             })
         })
         .collect();
+    // A live-stream client, reading all along.
+    let mut live = client.get(server.url("/events")).send().await.expect("SSE");
     // Let them get going, then ask the server for other things while they run: the page's
     // health at once, and ingest keeps going (queries have threads of their own).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -144,6 +175,14 @@ async fn hostile_sql_is_refused_or_stopped_and_the_server_stays_healthy() {
         },
     )
     .await;
+    // The live stream keeps its pace: a metrics frame every second (what it sent before is
+    // read first).
+    metrics_frames_within(&mut live, Duration::from_millis(200)).await;
+    let frames = metrics_frames_within(&mut live, Duration::from_secs(3)).await;
+    assert!(
+        frames >= 2,
+        "{frames} metrics frames in 3 s while the queries ran"
+    );
     // All that while the first two, which only the time limit can stop, still ran (a server
     // whose queries hold its own threads answers none of it until they end).
     assert!(
@@ -226,4 +265,16 @@ async fn queries_past_the_limit_are_turned_away_and_a_query_whose_client_left_st
     }
     let (status, answer) = sql(&client, &server, "SELECT 1 AS one").await;
     assert_eq!((status, &answer["rows"]), (200, &json!([[1]])), "{answer}");
+}
+
+/// How many `metrics` frames the stream brings within `window`.
+async fn metrics_frames_within(sse: &mut reqwest::Response, window: Duration) -> usize {
+    let mut text = String::new();
+    let _ = tokio::time::timeout(window, async {
+        while let Ok(Some(chunk)) = sse.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    text.matches("event: metrics").count()
 }

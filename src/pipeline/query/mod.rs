@@ -127,6 +127,8 @@ pub struct QueryEngine {
     admission: Arc<Semaphore>,
     concurrency: usize,
     running: Arc<Mutex<HashMap<String, AbortHandle>>>,
+    /// The latest snapshot of the table, kept up to date as queries come.
+    latest: Arc<tokio::sync::Mutex<Option<deltalake::DeltaTable>>>,
 }
 
 impl QueryEngine {
@@ -146,6 +148,7 @@ impl QueryEngine {
             admission: Arc::new(Semaphore::new(4)),
             concurrency: 4,
             running: Arc::default(),
+            latest: Arc::default(),
         }
     }
 
@@ -272,11 +275,27 @@ impl QueryEngine {
 
     async fn open(&self, version: Option<u64>) -> Result<deltalake::DeltaTable, QueryError> {
         match version {
-            None => Ok(deltalake::open_table(self.table_url.clone()).await?),
+            None => self.latest().await,
             Some(v) => deltalake::open_table_with_version(self.table_url.clone(), v)
                 .await
                 .map_err(|_| QueryError::NoSuchVersion(v)),
         }
+    }
+
+    /// The table at its latest version. The snapshot is kept between queries and brought up
+    /// to date with the commits since (reopening it replayed the log from the last checkpoint
+    /// for every query).
+    async fn latest(&self) -> Result<deltalake::DeltaTable, QueryError> {
+        let mut kept = self.latest.lock().await;
+        let table = match kept.take() {
+            Some(mut table) => {
+                table.update_incremental(None).await?;
+                table
+            }
+            None => deltalake::open_table(self.table_url.clone()).await?,
+        };
+        *kept = Some(table.clone());
+        Ok(table)
     }
 
     /// A fresh session over one version of the table (the latest by default, so every query
