@@ -245,27 +245,7 @@ async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
     rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
     let (server, client) = Server::ready(&[]).await;
     // Each asks for the stream and then sits there, reading nothing.
-    let mut idle = Vec::with_capacity(IDLE as usize);
-    for _ in 0..IDLE {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
-            .await
-            .expect("an idle connection");
-        stream
-            .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            .await
-            .unwrap();
-        idle.push(stream);
-    }
-    eventually(
-        Duration::from_secs(60),
-        "every idle client connected",
-        &server,
-        || async {
-            let h: Value = get_json(&client, &server.url("/health")).await?;
-            (h["sseClients"] == IDLE).then_some(())
-        },
-    )
-    .await;
+    let idle = unread_streams(&server, &client, IDLE, None).await;
 
     let mut live = client.get(server.url("/events")).send().await.expect("SSE");
     counted_soon_after_producer(&server, &mut live, EVENTS, 1_000).await;
@@ -293,31 +273,8 @@ async fn a_thousand_stuck_sse_clients_at_5000_events_a_second_keep_memory_bounde
     const SECONDS: u64 = 40;
     rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
     let (server, client) = Server::ready(&[]).await;
-    let mut stuck = Vec::with_capacity(STUCK as usize);
-    for _ in 0..STUCK {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        // A small window: the kernel holds little for them, so the server feels them stop.
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket
-            .connect(([127, 0, 0, 1], server.port).into())
-            .await
-            .expect("a stuck connection");
-        stream
-            .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            .await
-            .unwrap();
-        stuck.push(stream);
-    }
-    eventually(
-        Duration::from_secs(60),
-        "every stuck client connected",
-        &server,
-        || async {
-            let h: Value = get_json(&client, &server.url("/health")).await?;
-            (h["sseClients"] == STUCK).then_some(())
-        },
-    )
-    .await;
+    // A small window: the kernel holds little for them, so the server feels them stop.
+    let stuck = unread_streams(&server, &client, STUCK, Some(4096)).await;
     let before = server.rss_mib();
     let producing = tokio::spawn(generate_while_reading_owned(
         server.brokers(),
@@ -379,4 +336,42 @@ async fn live_stream_clients_past_the_limit_get_503_until_a_place_frees_up() {
     })
     .await;
     drop(second);
+}
+
+/// `count` clients that ask for the live stream and never read a byte of it (with a receive
+/// buffer of `window` bytes, when given), once the server counts them all.
+async fn unread_streams(
+    server: &Server,
+    client: &reqwest::Client,
+    count: u64,
+    window: Option<u32>,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut streams = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(window) = window {
+            socket.set_recv_buffer_size(window).unwrap();
+        }
+        let mut stream = socket
+            .connect(([127, 0, 0, 1], server.port).into())
+            .await
+            .expect("a connection");
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        streams.push(stream);
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every unread stream connected",
+        server,
+        || async {
+            let h: Value = get_json(client, &server.url("/health")).await?;
+            (h["sseClients"] == count).then_some(())
+        },
+    )
+    .await;
+    streams
 }
