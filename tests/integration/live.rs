@@ -239,7 +239,6 @@ async fn a_stuck_sse_client_slows_neither_ingest_nor_other_clients() {
 
 #[tokio::test]
 async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
-    use tokio::io::AsyncWriteExt;
     const IDLE: u64 = 10_000;
     const EVENTS: u64 = 2_000;
     rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
@@ -267,7 +266,6 @@ async fn ten_thousand_idle_sse_clients_do_not_starve_a_real_one() {
 /// with the backlog.
 #[tokio::test]
 async fn a_thousand_stuck_sse_clients_at_5000_events_a_second_keep_memory_bounded() {
-    use tokio::io::AsyncWriteExt;
     const STUCK: u64 = 1_000;
     const RATE: u64 = 5_000;
     const SECONDS: u64 = 40;
