@@ -690,6 +690,22 @@ fn landed_or_stop(written: Result<Written, tokio::task::JoinError>) -> Result<Wr
     written.map_err(|error| SinkStop::CommitLost(error.to_string()))
 }
 
+/// Brings `table` to its latest version and reads the next offset its txn actions record for
+/// each partition of `next_offsets`: up to there, rows have landed, whoever wrote them.
+async fn latest_offsets(
+    table: &mut DeltaTable,
+    group: &str,
+    topic: &str,
+    next_offsets: &BTreeMap<i32, i64>,
+) -> Result<BTreeMap<i32, i64>, LakeError> {
+    table.update_incremental(None).await?;
+    let partitions: Vec<i32> = next_offsets.keys().copied().collect();
+    Ok(committed_offsets(table, group, topic, &partitions)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// Appends those of `rows` the table does not hold yet, after a commit that reported a failure:
 /// the table's txn actions, read from its latest version, say up to which offset of each
 /// partition rows have landed. Rows are never written twice, whatever the failure was.
@@ -700,9 +716,7 @@ async fn write_rows_not_landed(
     rows: &[Row],
     next_offsets: &BTreeMap<i32, i64>,
 ) -> Result<DeltaTable, LakeError> {
-    table.update_incremental(None).await?;
-    let partitions: Vec<i32> = next_offsets.keys().copied().collect();
-    let landed_before = committed_offsets(&table, group, topic, &partitions).await?;
+    let landed_before = latest_offsets(&mut table, group, topic, next_offsets).await?;
     let landed = |row: &&Row| {
         landed_before
             .get(&row.partition)
@@ -739,12 +753,7 @@ async fn write_isolating(
     next_offsets: &BTreeMap<i32, i64>,
     dead_letters: &DeadLetters,
 ) -> Result<DeltaTable, LakeError> {
-    table.update_incremental(None).await?;
-    let partitions: Vec<i32> = next_offsets.keys().copied().collect();
-    let mut offsets: BTreeMap<i32, i64> = committed_offsets(&table, group, topic, &partitions)
-        .await?
-        .into_iter()
-        .collect();
+    let mut offsets = latest_offsets(&mut table, group, topic, next_offsets).await?;
     for message in rows.chunk_by(|a, b| (a.partition, a.offset) == (b.partition, b.offset)) {
         let (partition, offset) = (message[0].partition, message[0].offset);
         if offsets.get(&partition).is_some_and(|&next| offset < next) {
