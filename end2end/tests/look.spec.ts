@@ -9,8 +9,11 @@ test('dark mode follows the system, the toggle overrides it, and the choice is k
   await page.goto('/');
   expect(await background(page)).toBe('rgb(15, 18, 22)');
   await page.screenshot({ path: 'test-results/dashboard-dark.png', fullPage: true });
+  // The toggle works once the page has hydrated, which the live stream connecting shows: a
+  // click before that went nowhere (seen once in CI).
+  await expect(page.getByTestId('status-stream')).toHaveAttribute('data-state', 'connected');
   await page.getByTestId('theme-toggle').click();
-  expect(await background(page)).toBe('rgb(246, 247, 249)');
+  await expect.poll(() => background(page)).toBe('rgb(246, 247, 249)');
   await page.reload();
   expect(await background(page)).toBe('rgb(246, 247, 249)');
   await context.close();
