@@ -8,6 +8,7 @@
 
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
 use lakepulse::model::QueryRequest;
+use lakepulse::pipeline::consumer_group::Ownership;
 use lakepulse::pipeline::dead_letter::DeadLetters;
 use lakepulse::pipeline::lake::{self, Consumed, LakeSink};
 use lakepulse::pipeline::query::QueryEngine;
@@ -55,15 +56,19 @@ const QUERIES: [(&str, &str, &str); 5] = [
 async fn write_table(path: &Path, rows: u64) {
     std::fs::create_dir_all(path).expect("table dir");
     let url = lake::table_url(path).expect("table url");
-    let table = lake::open_or_create(&url).await.expect("table");
+    let table = lake::open_for_group(&url, "bench").await.expect("table");
     let status = Arc::new(RwLock::new(lake::LakeProgress::opened(table.version())));
     // Every generated event decodes: the dead letters' broker is never asked.
     let dead_letters = DeadLetters::new("127.0.0.1:9", "web-logs").expect("a producer");
+    // The sink writes all three partitions alone, under one assignment.
+    let ownership = Arc::new(Ownership::default());
+    ownership.assign(&[0, 1, 2]);
     let sink = LakeSink::new(
         table,
         "bench",
         "web-logs",
         dead_letters,
+        ownership,
         status.clone(),
         |_| {},
     );
@@ -76,6 +81,7 @@ async fn write_table(path: &Path, rows: u64) {
         let event = traffic.steady_event(start + TimeDelta::milliseconds(offset * 10));
         let consumed = Consumed {
             partition: (offset % 3) as i32,
+            epoch: 1,
             offset,
             events: vec![event],
             letters: Vec::new(),

@@ -237,6 +237,9 @@ pub struct PartitionProgress {
     pub partition: i32,
     /// Whether the partition has a leader broker.
     pub available: bool,
+    /// Whether this instance writes it (another instance of the consumer group does if not).
+    #[serde(default)]
+    pub written_here: bool,
     /// Next offset ingest will read.
     pub position: Option<i64>,
     pub high_watermark: Option<i64>,

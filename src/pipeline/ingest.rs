@@ -1,8 +1,12 @@
-//! Ingest: the Kafka consumer. Every message is decoded once and handed to the live view and
-//! to the lake; what does not decode is counted, logged once per message and handed to the
-//! lake as dead letters, which it delivers before the message's offset moves on.
+//! Ingest: the Kafka consumers. The writer, a member of the consumer group, reads the
+//! partitions this instance writes; the follower, outside the group, reads every other one, so
+//! each instance's live view shows the whole stream. Every message is decoded once and handed
+//! to the live view (the first time this instance reads its offset) and, for the writer, to the
+//! lake; what does not decode is counted, logged once per message and handed to the lake as
+//! dead letters, which it delivers before the message's offset moves on.
 
 use crate::model::{PartitionProgress, StageState};
+use crate::pipeline::consumer_group::{Assignment, Ownership, Rebalancer};
 use crate::pipeline::dead_letter::{DeadLetter, UNPROCESSABLE};
 use crate::pipeline::decode::{decode_message, within_clock};
 use crate::pipeline::fault;
@@ -11,14 +15,17 @@ use crate::pipeline::live::Live;
 use crate::pipeline::task::panic_message;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+/// The consumer that writes: a member of the consumer group.
+pub type Writer = StreamConsumer<Rebalancer>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -30,10 +37,11 @@ pub enum IngestError {
     Join(#[from] tokio::task::JoinError),
 }
 
-pub fn consumer(bootstrap: &str, group_id: &str) -> Result<Arc<StreamConsumer>, IngestError> {
-    let consumer: StreamConsumer = ClientConfig::new()
+/// What both consumers share.
+fn consumer_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", group_id)
         // Offsets live in the Delta table; Kafka's copy is only written after a lake commit.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -44,14 +52,46 @@ pub fn consumer(bootstrap: &str, group_id: &str) -> Result<Arc<StreamConsumer>, 
         // Once its queue is full, librdkafka stops fetching for this long (1 s by default):
         // ingest, a little slower than the fetches, then ran dry about once per 140 000
         // events and waited 0.4 s each time.
-        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.queue.backoff.ms", "10");
+    config
+}
+
+/// The writer: joins `group_id` and subscribes to `topic`; `rebalancer` sets where each
+/// assigned partition resumes.
+pub fn writer(
+    bootstrap: &str,
+    group_id: &str,
+    topic: &str,
+    rebalancer: Rebalancer,
+) -> Result<Arc<Writer>, IngestError> {
+    let consumer: Writer = consumer_config(bootstrap)
+        .set("group.id", group_id)
+        // Partitions move only as far as a new member needs, while the others keep flowing.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // A crashed instance's partitions move on after this long without its heartbeat.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
+        // Partitions added to the topic are assigned within this long.
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .create_with_context(rebalancer)?;
+    consumer.subscribe(&[topic])?;
+    Ok(Arc::new(consumer))
+}
+
+/// The follower: outside the group, it reads the partitions other instances write, for the
+/// live view alone.
+pub fn follower(bootstrap: &str, group_id: &str) -> Result<Arc<StreamConsumer>, IngestError> {
+    let consumer = consumer_config(bootstrap)
+        // librdkafka assigns partitions only to a consumer with a group id. The follower never
+        // joins this group nor commits to it: it assigns its partitions itself.
+        .set("group.id", format!("{group_id}.follower"))
         .create()?;
     Ok(Arc::new(consumer))
 }
 
 /// Partition ids of `topic`, from the broker's metadata.
-pub async fn partitions(
-    consumer: &Arc<StreamConsumer>,
+pub async fn partitions<C: ConsumerContext + 'static>(
+    consumer: &Arc<StreamConsumer<C>>,
     topic: &str,
 ) -> Result<Vec<i32>, IngestError> {
     let client = consumer.clone();
@@ -73,27 +113,8 @@ pub async fn partitions(
     Ok(ids)
 }
 
-/// Reads every partition of `topic`, from the lake's offsets where it has them.
-pub fn assign(
-    consumer: &StreamConsumer,
-    topic: &str,
-    partitions: &[i32],
-    resume_at: &HashMap<i32, i64>,
-) -> Result<(), IngestError> {
-    let mut assignment = TopicPartitionList::new();
-    for &partition in partitions {
-        let offset = resume_at
-            .get(&partition)
-            .map_or(Offset::Beginning, |&next| Offset::Offset(next));
-        assignment.add_partition_offset(topic, partition, offset)?;
-    }
-    consumer.assign(&assignment)?;
-    tracing::info!(topic, ?resume_at, "consuming");
-    Ok(())
-}
-
 /// Mirrors offsets the lake has made durable into Kafka, so Kafka tools see the group's progress.
-pub fn commit_offsets(consumer: &StreamConsumer, topic: &str, next_offsets: &BTreeMap<i32, i64>) {
+pub fn commit_offsets(consumer: &Writer, topic: &str, next_offsets: &BTreeMap<i32, i64>) {
     let mut offsets = TopicPartitionList::new();
     for (&partition, &next) in next_offsets {
         if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
@@ -155,18 +176,52 @@ pub enum IngestStop {
     /// Ingest panicked.
     #[error("ingest stopped: it panicked: {0}")]
     Panicked(String),
+    /// Partitions were assigned whose resume points the table would not give.
+    #[error("ingest stopped: {0}")]
+    Unassignable(String),
 }
 
-/// Reads messages until the stream or the lake ends, and says which did.
-pub async fn run(
-    consumer: Arc<StreamConsumer>,
+/// The writer's way to the lake.
+pub struct ToLake {
+    /// Consumed messages of the partitions this instance writes.
+    pub sender: mpsc::Sender<Consumed>,
+    /// Which partitions those are, and under which assignment.
+    pub ownership: Arc<Ownership>,
+    /// Set when an assignment could not learn where to resume.
+    pub unassignable: watch::Receiver<Option<String>>,
+}
+
+/// Resolves with the reason once an assignment could not learn where to resume.
+async fn unassignable(lake: Option<&ToLake>) -> String {
+    if let Some(lake) = lake {
+        let mut reason = lake.unassignable.clone();
+        let waited = reason.wait_for(Option::is_some).await;
+        if let Ok(reason) = waited.map(|reason| reason.clone().unwrap_or_default()) {
+            return reason;
+        }
+    }
+    std::future::pending().await
+}
+
+/// Reads messages until the stream or the lake ends, and says which did. The follower has no
+/// lake.
+pub async fn run<C: ConsumerContext + 'static>(
+    consumer: Arc<StreamConsumer<C>>,
     live: Arc<Live>,
-    lake: mpsc::Sender<Consumed>,
+    lake: Option<ToLake>,
     failures: Arc<ConsumeFailures>,
 ) -> IngestStop {
     // One stream for the whole run: `recv` would set one up and tear it down per message.
     let mut messages = consumer.stream();
-    while let Some(received) = messages.next().await {
+    let unassignable = unassignable(lake.as_ref());
+    tokio::pin!(unassignable);
+    let mut sequences = Sequences::default();
+    loop {
+        let received = tokio::select! {
+            received = messages.next() => received,
+            reason = &mut unassignable => return IngestStop::Unassignable(reason),
+        };
+        let Some(received) = received else { break };
         let message = match received {
             Ok(message) => message,
             Err(error) => {
@@ -178,8 +233,41 @@ pub async fn run(
         };
         failures.read_one();
         let (partition, offset) = (message.partition(), message.offset());
+        let owned = lake
+            .as_ref()
+            .and_then(|lake| Some((&lake.sender, lake.ownership.assignment(partition)?)));
+        let writing = match owned {
+            Some((sender, assignment)) => match sequences.check(partition, offset, assignment) {
+                InSequence::Next => Some((sender, assignment.epoch)),
+                InSequence::Again => None,
+                InSequence::AfterGap(from) => {
+                    tracing::warn!(
+                        partition,
+                        from,
+                        offset,
+                        "the broker skipped offsets; reading again from the first one missing"
+                    );
+                    if let Err(error) = consumer.seek(
+                        message.topic(),
+                        partition,
+                        Offset::Offset(from),
+                        Duration::from_secs(5),
+                    ) {
+                        tracing::warn!(%error, partition, "could not read the skipped offsets again");
+                    }
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let for_live = live.first_sight(partition, offset);
+        if !for_live && writing.is_none() {
+            continue;
+        }
         let value = message.payload().unwrap_or_default();
-        live.record_bytes(value.len());
+        if for_live {
+            live.record_bytes(value.len());
+        }
         let produced_at = message
             .timestamp()
             .to_millis()
@@ -199,10 +287,17 @@ pub async fn run(
             }
             for event in &events {
                 fault::panic_if_marked("ingest", event);
-                live.record(event.clone());
+                if for_live {
+                    live.record(event.clone());
+                }
             }
-            for (_, error) in &failures {
-                live.record_malformed(error.reason());
+            if for_live {
+                for (_, error) in &failures {
+                    live.record_malformed(error.reason());
+                }
+            }
+            if writing.is_none() {
+                return (events, Vec::new());
             }
             if let [(_, first), ..] = failures.as_slice() {
                 tracing::warn!(partition, offset, reason = first.reason(), error = %first, items = failures.len(), "malformed message set aside");
@@ -212,23 +307,155 @@ pub async fn run(
         }));
         let (events, letters) = decoded.unwrap_or_else(|panic| {
             let failure = panic_message(panic);
+            if for_live {
+                live.record_malformed(UNPROCESSABLE);
+            }
+            if writing.is_none() {
+                return (Vec::new(), Vec::new());
+            }
             tracing::error!(partition, offset, %failure, "lakepulse failed on a message; set aside");
-            live.record_malformed(UNPROCESSABLE);
             let letter = DeadLetter::unprocessable(value, &failure, partition, offset);
             (Vec::new(), vec![letter])
         });
+        let Some((sender, epoch)) = writing else {
+            continue;
+        };
         let consumed = Consumed {
             partition,
+            epoch,
             offset,
             events,
             letters,
             produced_at,
         };
-        if lake.send(consumed).await.is_err() {
+        if sender.send(consumed).await.is_err() {
             return IngestStop::LakeStopped;
         }
     }
     IngestStop::StreamEnded
+}
+
+/// Where the writer's reading of each partition stands in its current assignment. Rows must
+/// reach the lake in offset order, once each; a broker may hand a consumer offsets it already
+/// handed it, or skip some (tansu 0.6 does both while producers write), and librdkafka passes
+/// that on.
+#[derive(Default)]
+struct Sequences(HashMap<i32, Sequence>);
+
+struct Sequence {
+    epoch: u64,
+    /// The offset expected next.
+    next: Option<i64>,
+    /// A gap already read again from this offset: if it shows again, the broker has nothing
+    /// there (compacted away, or transaction markers), and reading goes on past it.
+    read_again_from: Option<i64>,
+}
+
+/// Where a message stands in its partition's sequence.
+#[derive(Debug, PartialEq)]
+enum InSequence {
+    /// The offset expected (or the first of the assignment): take it.
+    Next,
+    /// An offset already taken: drop it.
+    Again,
+    /// Offsets before this one are missing: read again from the first of them.
+    AfterGap(i64),
+}
+
+impl Sequences {
+    fn check(&mut self, partition: i32, offset: i64, assignment: Assignment) -> InSequence {
+        let sequence = self.0.entry(partition).or_insert(Sequence {
+            epoch: assignment.epoch,
+            next: assignment.start,
+            read_again_from: None,
+        });
+        if sequence.epoch != assignment.epoch {
+            *sequence = Sequence {
+                epoch: assignment.epoch,
+                next: assignment.start,
+                read_again_from: None,
+            };
+        }
+        match sequence.next {
+            Some(next) if offset < next => InSequence::Again,
+            Some(next) if offset > next && sequence.read_again_from != Some(next) => {
+                sequence.read_again_from = Some(next);
+                InSequence::AfterGap(next)
+            }
+            _ => {
+                if sequence.next.is_some_and(|next| offset > next) {
+                    tracing::warn!(partition, from = sequence.next, to = offset, "offsets missing from the broker (compacted, or transaction markers); going on past them");
+                }
+                sequence.next = Some(offset + 1);
+                sequence.read_again_from = None;
+                InSequence::Next
+            }
+        }
+    }
+}
+
+/// How often the follower looks for partitions added to the topic.
+const FOLLOWER_REFRESH: Duration = Duration::from_secs(10);
+
+/// Keeps the follower on every partition of `topic` this instance does not write, each from
+/// the first offset the live view has not seen (or the end, for one it never read), so the
+/// live view shows every partition once, whoever writes it.
+pub async fn follow_others(
+    follower: Arc<StreamConsumer>,
+    topic: String,
+    ownership: Arc<Ownership>,
+    live: Arc<Live>,
+) {
+    let mut owned = ownership.watch();
+    // Until the group's first assignment any partition may turn out to be this instance's.
+    if owned.wait_for(Option::is_some).await.is_err() {
+        return;
+    }
+    let mut following = None;
+    loop {
+        let written_here = owned.borrow_and_update().clone().unwrap_or_default();
+        match partitions(&follower, &topic).await {
+            Ok(all) => {
+                let others: BTreeSet<i32> = all
+                    .into_iter()
+                    .filter(|p| !written_here.contains(p))
+                    .collect();
+                if following.as_ref() != Some(&others) {
+                    match follow(&follower, &topic, &others, &live) {
+                        Ok(()) => following = Some(others),
+                        Err(error) => {
+                            tracing::warn!(%error, "could not follow the other partitions")
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not list the topic's partitions"),
+        }
+        tokio::select! {
+            changed = owned.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(FOLLOWER_REFRESH) => {}
+        }
+    }
+}
+
+fn follow(
+    follower: &StreamConsumer,
+    topic: &str,
+    partitions: &BTreeSet<i32>,
+    live: &Live,
+) -> Result<(), KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    for &partition in partitions {
+        let offset = live
+            .next_unseen(partition)
+            .map_or(Offset::End, Offset::Offset);
+        assignment.add_partition_offset(topic, partition, offset)?;
+    }
+    tracing::info!(
+        ?partitions,
+        "following the partitions other instances write"
+    );
+    follower.assign(&assignment)
 }
 
 /// What ingest last learned of its link to Kafka; the health view is built from this.
@@ -243,10 +470,10 @@ pub struct KafkaLink {
 }
 
 impl KafkaLink {
-    /// Just assigned `partitions` partitions, not probed yet.
-    pub fn assigned(partitions: usize) -> Self {
+    /// Joining the consumer group, not probed yet.
+    pub fn joining() -> Self {
         KafkaLink {
-            state: LinkState::Connected { partitions },
+            state: LinkState::Joining,
             partitions: Vec::new(),
             stopped: None,
         }
@@ -269,10 +496,14 @@ impl KafkaLink {
 /// The state of the link to Kafka, with its reason.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkState {
+    /// Waiting for the consumer group's first assignment.
+    Joining,
     /// Every partition of the topic has a leader.
     Connected {
         /// Partitions of the topic.
         partitions: usize,
+        /// Those this instance writes; other instances of the group write the rest.
+        written_here: usize,
     },
     /// Some partitions have no leader: their events wait.
     Leaderless {
@@ -300,7 +531,7 @@ impl LinkState {
     pub fn stage_state(&self) -> StageState {
         match self {
             LinkState::Connected { .. } => StageState::Connected,
-            LinkState::Leaderless { .. } => StageState::Partial,
+            LinkState::Leaderless { .. } | LinkState::Joining => StageState::Partial,
             LinkState::Unreachable { .. } | LinkState::FetchFailing { .. } => StageState::Down,
         }
     }
@@ -309,7 +540,18 @@ impl LinkState {
 impl std::fmt::Display for LinkState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LinkState::Connected { partitions } => write!(f, "{partitions} partitions"),
+            LinkState::Joining => write!(f, "joining the consumer group"),
+            LinkState::Connected {
+                partitions,
+                written_here,
+            } if written_here == partitions => write!(f, "{partitions} partitions"),
+            LinkState::Connected {
+                partitions,
+                written_here,
+            } => write!(
+                f,
+                "{partitions} partitions, {written_here} written here (the group writes the rest)"
+            ),
             LinkState::Leaderless {
                 leaderless,
                 partitions,
@@ -329,23 +571,33 @@ impl std::fmt::Display for LinkState {
 /// their high watermarks, and compares them with where ingest stands; a broker that answers
 /// this while every fetch fails is reported down all the same.
 pub async fn watch_connection(
-    consumer: Arc<StreamConsumer>,
+    writer: Arc<Writer>,
+    follower: Arc<StreamConsumer>,
     topic: String,
     link: Arc<RwLock<KafkaLink>>,
     failures: Arc<ConsumeFailures>,
+    ownership: Arc<Ownership>,
 ) {
+    let owned = ownership.watch();
     loop {
-        let client = consumer.clone();
+        let (writer, follower) = (writer.clone(), follower.clone());
         let name = topic.clone();
-        let probe = tokio::task::spawn_blocking(move || progress(&client, &name)).await;
+        let written_here = owned.borrow().clone();
+        let joined = written_here.is_some();
+        let written_here = written_here.unwrap_or_default();
+        let probe =
+            tokio::task::spawn_blocking(move || progress(&writer, &follower, &name, &written_here))
+                .await;
         {
             let mut link = link.write().unwrap_or_else(|e| e.into_inner());
             match probe {
+                Ok(Ok(_)) if !joined => link.state = LinkState::Joining,
                 Ok(Ok(partitions)) => {
                     let leaderless = partitions.iter().filter(|p| !p.available).count();
                     link.state = match leaderless {
                         0 => LinkState::Connected {
                             partitions: partitions.len(),
+                            written_here: partitions.iter().filter(|p| p.written_here).count(),
                         },
                         leaderless => LinkState::Leaderless {
                             leaderless,
@@ -377,24 +629,33 @@ pub async fn watch_connection(
     }
 }
 
-fn progress(consumer: &StreamConsumer, topic: &str) -> Result<Vec<PartitionProgress>, IngestError> {
+/// Where this instance stands in each partition: the writer's position in those it writes,
+/// the follower's in the others.
+fn progress(
+    writer: &Writer,
+    follower: &StreamConsumer,
+    topic: &str,
+    written_here: &BTreeSet<i32>,
+) -> Result<Vec<PartitionProgress>, IngestError> {
     let timeout = Duration::from_secs(3);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let positions = consumer.position()?;
+    let metadata = writer.fetch_metadata(Some(topic), timeout)?;
+    let (written, followed) = (writer.position()?, follower.position()?);
     let mut progress = Vec::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
         let id = partition.id();
-        let position = positions
+        let here = written_here.contains(&id);
+        let position = if here { &written } else { &followed }
             .find_partition(topic, id)
             .and_then(|p| p.offset().to_raw())
             .filter(|o| *o >= 0);
-        let high_watermark = consumer
+        let high_watermark = writer
             .fetch_watermarks(topic, id, timeout)
             .ok()
             .map(|(_, high)| high);
         progress.push(PartitionProgress {
             partition: id,
             available: partition.leader() >= 0,
+            written_here: here,
             position,
             high_watermark,
             lag: high_watermark
@@ -413,11 +674,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn offsets_handed_again_are_dropped_and_a_gap_is_read_again_once() {
+        let mut sequences = Sequences::default();
+        let first = Assignment {
+            epoch: 1,
+            start: Some(10),
+        };
+        let check =
+            |sequences: &mut Sequences, offset, assignment| sequences.check(0, offset, assignment);
+        assert_eq!(check(&mut sequences, 10, first), InSequence::Next);
+        assert_eq!(check(&mut sequences, 11, first), InSequence::Next);
+        assert_eq!(check(&mut sequences, 10, first), InSequence::Again);
+        // 12 and 13 skipped: read again from 12; the same gap again is the broker's log.
+        assert_eq!(check(&mut sequences, 14, first), InSequence::AfterGap(12));
+        assert_eq!(check(&mut sequences, 14, first), InSequence::Next);
+        assert_eq!(check(&mut sequences, 15, first), InSequence::Next);
+        assert_eq!(check(&mut sequences, 17, first), InSequence::AfterGap(16));
+        assert_eq!(check(&mut sequences, 16, first), InSequence::Next);
+        // A new assignment starts from its own resume point, whatever the last one read.
+        let again = Assignment {
+            epoch: 2,
+            start: Some(12),
+        };
+        assert_eq!(check(&mut sequences, 12, again), InSequence::Next);
+        // Resumed at the log's start: the first offset read is taken.
+        let from_start = Assignment {
+            epoch: 3,
+            start: None,
+        };
+        assert_eq!(check(&mut sequences, 40, from_start), InSequence::Next);
+        assert_eq!(check(&mut sequences, 39, from_start), InSequence::Again);
+    }
+
+    #[test]
     fn a_stopped_ingest_is_down_whatever_the_broker_says() {
-        let mut link = KafkaLink::assigned(3);
+        let mut link = KafkaLink::joining();
         assert_eq!(
             link.status(),
-            (StageState::Connected, "3 partitions".into())
+            (StageState::Partial, "joining the consumer group".into())
         );
         link.stopped = Some(IngestStop::Panicked("poison".into()));
         let (state, detail) = link.status();

@@ -3,6 +3,7 @@
 //! table itself says where consumption resumes.
 
 use crate::model::{LogEvent, StageState};
+use crate::pipeline::consumer_group::Ownership;
 use crate::pipeline::dead_letter::{DeadLetter, DeadLetters, Undelivered};
 use crate::pipeline::fault;
 use crate::pipeline::task::panic_message;
@@ -46,6 +47,13 @@ pub enum LakeError {
     DeadLetters(rdkafka::error::KafkaError),
     #[error("the commit failed on a value: {0}")]
     Panicked(String),
+    /// Another consumer group writes this table: both would write every row.
+    #[error("the table at {table} is written by consumer group '{owner}', not '{group}': two groups would each write every event. Set KAFKA_GROUP_ID={owner} to share its work, or give this group its own DELTA_LAKE_PATH")]
+    OtherGroup {
+        table: String,
+        owner: String,
+        group: String,
+    },
 }
 
 /// One consumed Kafka message and the events it carried: none for a message that did not
@@ -53,6 +61,9 @@ pub enum LakeError {
 #[derive(Debug)]
 pub struct Consumed {
     pub partition: i32,
+    /// The assignment of the partition it was read under: once that is revoked, it is not
+    /// this instance's to write.
+    pub epoch: u64,
     pub offset: i64,
     pub events: Vec<LogEvent>,
     /// What of the message did not decode: delivered before its offset is committed.
@@ -65,6 +76,7 @@ pub struct Consumed {
 #[derive(Clone)]
 struct Row {
     partition: i32,
+    epoch: u64,
     offset: i64,
     /// Position of the event within its message.
     item: usize,
@@ -81,8 +93,46 @@ pub fn table_url(path: &Path) -> Result<Url, LakeError> {
         .map_err(|()| LakeError::Location(absolute.display().to_string(), "not a directory".into()))
 }
 
-/// Opens the table at `url`, creating it (empty, partitioned by event date) the first time.
-pub async fn open_or_create(url: &Url) -> Result<DeltaTable, LakeError> {
+/// The table property naming the consumer group whose offsets the table's txn actions record.
+const GROUP_PROPERTY: &str = "lakepulse.consumerGroup";
+
+/// Opens the table at `url` for consumer group `group`, creating it (empty, partitioned by
+/// event date, written by `group`) the first time. A table another group writes is refused:
+/// each group reads every event, so both would write every row.
+pub async fn open_for_group(url: &Url, group: &str) -> Result<DeltaTable, LakeError> {
+    let table = match open_or_create(url, group).await {
+        Ok(table) => table,
+        // Another instance of the group may have created it meanwhile.
+        Err(LakeError::Delta(error)) => match DeltaTable::try_from_url(url.clone()).await {
+            Ok(table) if table.version().is_some() => table,
+            _ => return Err(error.into()),
+        },
+        Err(error) => return Err(error),
+    };
+    let owner = table
+        .snapshot()?
+        .table_config()
+        .unknown_properties
+        .get(GROUP_PROPERTY)
+        .cloned();
+    match owner {
+        Some(owner) if owner == group => Ok(table),
+        Some(owner) => Err(LakeError::OtherGroup {
+            table: url.to_string(),
+            owner,
+            group: group.to_owned(),
+        }),
+        // Written by a lakepulse from before groups were recorded.
+        None => Ok(table
+            .set_tbl_properties()
+            .with_properties(HashMap::from([(GROUP_PROPERTY.into(), group.into())]))
+            // A property of lakepulse's own, not one of Delta's.
+            .with_raise_if_not_exists(false)
+            .await?),
+    }
+}
+
+async fn open_or_create(url: &Url, group: &str) -> Result<DeltaTable, LakeError> {
     // Loading where no log exists yet makes delta-kernel log an ERROR on every first start.
     let has_log = url
         .to_file_path()
@@ -105,6 +155,9 @@ pub async fn open_or_create(url: &Url) -> Result<DeltaTable, LakeError> {
         .with_partition_columns([PARTITION_COLUMN])
         .with_table_name("logs")
         .with_comment("web request events consumed from Kafka by lakepulse")
+        .with_configuration([(GROUP_PROPERTY, Some(group))])
+        // A property of lakepulse's own, not one of Delta's.
+        .with_raise_if_key_not_exists(false)
         .await?;
     tracing::info!(%url, "created Delta table");
     Ok(table)
@@ -203,6 +256,8 @@ pub enum SinkStop {
 pub enum Maintenance {
     /// It has not run since start.
     NotRunYet,
+    /// Another instance of the group maintains the table: the one that writes partition 0.
+    ByAnotherInstance,
     /// It ran at `at` and did this.
     Done {
         /// When it finished.
@@ -223,7 +278,7 @@ impl Maintenance {
     /// When it last ran, if it has.
     pub fn at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Maintenance::NotRunYet => None,
+            Maintenance::NotRunYet | Maintenance::ByAnotherInstance => None,
             Maintenance::Done { at, .. } | Maintenance::Failed { at, .. } => Some(*at),
         }
     }
@@ -233,6 +288,9 @@ impl std::fmt::Display for Maintenance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Maintenance::NotRunYet => write!(f, "not run yet"),
+            Maintenance::ByAnotherInstance => {
+                write!(f, "left to the instance that writes partition 0")
+            }
             Maintenance::Done { summary, .. } => write!(f, "{summary}"),
             Maintenance::Failed { error, .. } => write!(f, "failed: {error}"),
         }
@@ -285,6 +343,17 @@ pub async fn committed_offsets(
         }
     }
     Ok(offsets)
+}
+
+/// Where each of `partitions` resumes, as the latest version of the table at `url` records it.
+pub async fn resume_points(
+    url: &Url,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<HashMap<i32, i64>, LakeError> {
+    let table = deltalake::open_table(url.clone()).await?;
+    committed_offsets(&table, group, topic, partitions).await
 }
 
 /// Builds the rows of a commit. The empty batch of this function is the table's schema.
@@ -381,14 +450,31 @@ fn rows_to_batch(
     RecordBatch::try_from_iter_with_nullable(columns)
 }
 
+/// The partition whose writer maintains the table: one instance of the group, so that
+/// compactions of several do not conflict.
+const MAINTAINER_PARTITION: i32 = 0;
+
 /// Compacts small files, vacuums files no longer referenced (past the table's retention,
 /// 7 days by default) and writes a checkpoint, every `every`, off the ingest path: appends
-/// made meanwhile are blind appends, which Delta lets through alongside a compaction.
-pub async fn maintain(url: Url, progress: Arc<RwLock<LakeProgress>>, every: Duration) {
+/// made meanwhile are blind appends, which Delta lets through alongside a compaction. Only the
+/// instance that writes partition 0 does.
+pub async fn maintain(
+    url: Url,
+    progress: Arc<RwLock<LakeProgress>>,
+    every: Duration,
+    ownership: Arc<Ownership>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
+        if ownership.epoch(MAINTAINER_PARTITION).is_none() {
+            progress
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .maintenance = Maintenance::ByAnotherInstance;
+            continue;
+        }
         let outcome = maintain_once(&url).await;
         let at = Utc::now();
         let maintenance = match outcome {
@@ -441,14 +527,13 @@ pub struct LakeSink {
     letters: Vec<DeadLetter>,
     letter_bytes: usize,
     dead_letters: DeadLetters,
-    /// Next offset per partition, as of everything received so far.
-    next_offsets: BTreeMap<i32, i64>,
+    /// Which partitions this instance writes: rows of the others are dropped, not committed.
+    ownership: Arc<Ownership>,
+    /// Next offset per partition as of everything received so far, with the assignment it
+    /// was read under.
+    next_offsets: BTreeMap<i32, (u64, i64)>,
     progress: Arc<RwLock<LakeProgress>>,
     on_commit: OnCommit,
-    /// The last commit reported a failure. It may have landed all the same (delta-rs runs its
-    /// checkpoint and log cleanup after the commit, and reports their errors as the write's),
-    /// so the next write first asks the table which of its rows it already holds.
-    maybe_landed: bool,
     /// The last commit panicked: the next writes a message at a time, to find the one to set
     /// aside.
     isolate: bool,
@@ -472,6 +557,7 @@ impl LakeSink {
         group: &str,
         topic: &str,
         dead_letters: DeadLetters,
+        ownership: Arc<Ownership>,
         progress: Arc<RwLock<LakeProgress>>,
         on_commit: impl Fn(&BTreeMap<i32, i64>) + Send + Sync + 'static,
     ) -> Self {
@@ -483,10 +569,10 @@ impl LakeSink {
             letters: Vec::new(),
             letter_bytes: 0,
             dead_letters,
+            ownership,
             next_offsets: BTreeMap::new(),
             progress,
             on_commit: Box::new(on_commit),
-            maybe_landed: false,
             isolate: false,
         }
     }
@@ -564,12 +650,13 @@ impl LakeSink {
 
     fn push(&mut self, consumed: Consumed) {
         self.next_offsets
-            .insert(consumed.partition, consumed.offset + 1);
+            .insert(consumed.partition, (consumed.epoch, consumed.offset + 1));
         self.keep_letters(consumed.letters);
         for (item, event) in consumed.events.into_iter().enumerate() {
             fault::panic_if_marked("sink", &event);
             self.rows.push(Row {
                 partition: consumed.partition,
+                epoch: consumed.epoch,
                 offset: consumed.offset,
                 item,
                 event,
@@ -580,16 +667,25 @@ impl LakeSink {
 
     /// Takes the waiting rows and letters into a commit: the future delivers the letters, then
     /// writes the rows with the offsets they bring the table to. With no rows the offsets move
-    /// with the next commit that has some.
+    /// with the next commit that has some. Rows and offsets of partitions revoked since they
+    /// were read are dropped here: their next owner reads them again.
     fn write(&mut self) -> impl std::future::Future<Output = Written> + Send + 'static {
+        let owned = self.ownership.epochs();
+        let current = |partition: &i32, epoch: &u64| owned.get(partition) == Some(epoch);
+        self.rows.retain(|row| current(&row.partition, &row.epoch));
+        self.next_offsets
+            .retain(|partition, (epoch, _)| current(partition, epoch));
         let rows = std::mem::take(&mut self.rows);
         let letters = std::mem::take(&mut self.letters);
         self.letter_bytes = 0;
-        let next_offsets = self.next_offsets.clone();
+        let next_offsets: BTreeMap<i32, i64> = self
+            .next_offsets
+            .iter()
+            .map(|(&partition, &(_, next))| (partition, next))
+            .collect();
         let table = self.table.clone();
         let (group, topic) = (self.group.clone(), self.topic.clone());
         let dead_letters = self.dead_letters.clone();
-        let maybe_landed = self.maybe_landed;
         let isolate = self.isolate;
         async move {
             if let Err(Undelivered { letters, error }) = dead_letters.deliver(letters).await {
@@ -608,21 +704,14 @@ impl LakeSink {
                     outcome: Ok(None),
                 };
             }
-            let outcome = match (isolate, maybe_landed) {
-                (true, _) => {
-                    write_isolating(table, &group, &topic, &rows, &next_offsets, &dead_letters)
-                        .await
-                }
-                (false, true) => {
-                    write_rows_not_landed(table, &group, &topic, &rows, &next_offsets).await
-                }
-                (false, false) => {
-                    let writing = write_rows(table, &group, &topic, &rows, &next_offsets);
-                    AssertUnwindSafe(writing)
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|panic| Err(LakeError::Panicked(panic_message(panic))))
-                }
+            let outcome = if isolate {
+                write_isolating(table, &group, &topic, &rows, &next_offsets, &dead_letters).await
+            } else {
+                let writing = write_new_rows(table, &group, &topic, &rows, &next_offsets);
+                AssertUnwindSafe(writing)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(LakeError::Panicked(panic_message(panic))))
             };
             Written {
                 rows,
@@ -640,7 +729,6 @@ impl LakeSink {
             Ok(None) => true,
             Ok(Some(table)) => {
                 self.table = table;
-                self.maybe_landed = false;
                 self.isolate = false;
                 let committed = written.rows.len() as u64;
                 let visible_at = Utc::now();
@@ -667,7 +755,6 @@ impl LakeSink {
                 letters.append(&mut self.letters);
                 self.letter_bytes = 0;
                 self.keep_letters(letters);
-                self.maybe_landed = true;
                 self.isolate = matches!(error, LakeError::Panicked(_));
                 tracing::error!(%error, rows = self.rows.len(), "Delta commit failed; will retry");
                 self.progress
@@ -706,39 +793,75 @@ async fn latest_offsets(
         .collect())
 }
 
-/// Appends those of `rows` the table does not hold yet, after a commit that reported a failure:
-/// the table's txn actions, read from its latest version, say up to which offset of each
-/// partition rows have landed. Rows are never written twice, whatever the failure was.
-async fn write_rows_not_landed(
+/// Commits that lose a race for one of their partitions, read again and retried at once.
+const RACES_RETRIED: u32 = 8;
+
+/// Appends those of `rows` the table does not hold yet, with the offsets they bring their
+/// partitions to. How far each partition has landed is read from the table's latest version
+/// and the commit is made against that version, so rows are never written twice: not after a
+/// commit reported failed that landed all the same (delta-rs runs its checkpoint and log
+/// cleanup after the commit, and reports their errors as the write's), not when this instance
+/// read a partition again after a rebalance, not when another instance took a partition over.
+/// Delta refuses the commit if another writer moved one of its partitions since that read
+/// (their txn actions share an app id); it is then read again and retried.
+async fn write_new_rows(
     mut table: DeltaTable,
     group: &str,
     topic: &str,
     rows: &[Row],
     next_offsets: &BTreeMap<i32, i64>,
 ) -> Result<DeltaTable, LakeError> {
-    let landed_before = latest_offsets(&mut table, group, topic, next_offsets).await?;
-    let landed = |row: &&Row| {
-        landed_before
-            .get(&row.partition)
-            .is_some_and(|&next| row.offset < next)
-    };
-    let already = rows.iter().filter(landed).count();
-    if already == 0 {
-        return write_rows(table, group, topic, rows, next_offsets).await;
+    let mut races = 0;
+    loop {
+        let landed_before = latest_offsets(&mut table, group, topic, next_offsets).await?;
+        let landed = |row: &Row| {
+            landed_before
+                .get(&row.partition)
+                .is_some_and(|&next| row.offset < next)
+        };
+        let already = rows.iter().filter(|row| landed(row)).count();
+        let waiting: std::borrow::Cow<[Row]> = match already {
+            0 => rows.into(),
+            _ => {
+                tracing::warn!(
+                    rows = already,
+                    version = table.version(),
+                    "rows the table already holds are not written again"
+                );
+                rows.iter().filter(|row| !landed(row)).cloned().collect()
+            }
+        };
+        // Offsets at or behind the table's are another writer's to move.
+        let advancing: BTreeMap<i32, i64> = next_offsets
+            .iter()
+            .filter(|(partition, next)| landed_before.get(partition) < Some(next))
+            .map(|(&partition, &next)| (partition, next))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(table);
+        }
+        match write_rows(table.clone(), group, topic, &waiting, &advancing).await {
+            Err(LakeError::Delta(error)) if lost_a_race(&error) && races < RACES_RETRIED => {
+                races += 1;
+                tracing::debug!(%error, races, "a concurrent commit won; reading the table again");
+            }
+            written => return written,
+        }
     }
-    tracing::warn!(
-        rows = already,
-        version = table.version(),
-        "a commit reported as failed had landed; its rows are not written again"
-    );
-    let waiting: Vec<Row> = rows.iter().filter(|row| !landed(row)).cloned().collect();
-    let offsets_landed = next_offsets
-        .iter()
-        .all(|(partition, next)| landed_before.get(partition) >= Some(next));
-    if waiting.is_empty() && offsets_landed {
-        return Ok(table);
-    }
-    write_rows(table, group, topic, &waiting, next_offsets).await
+}
+
+/// Whether a commit failed because another writer committed first.
+fn lost_a_race(error: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::MaxCommitAttempts(_)
+            }
+    )
 }
 
 /// After a commit panicked: writes the rows a message at a time, each commit with the offsets
@@ -815,6 +938,13 @@ mod tests {
     use crate::pipeline::query::{QueryEngine, QueryError};
     use std::sync::Mutex;
 
+    /// Ownership of `partitions`, all under epoch 1.
+    fn owning(partitions: &[i32]) -> Arc<Ownership> {
+        let ownership = Arc::new(Ownership::default());
+        ownership.assign(partitions);
+        ownership
+    }
+
     /// For sinks given no dead letters: a producer whose broker is never asked.
     fn unused_dead_letters() -> DeadLetters {
         DeadLetters::new("127.0.0.1:9", "web-logs").unwrap()
@@ -832,7 +962,7 @@ mod tests {
     async fn commits_rows_with_their_offsets_and_sql_reads_them() {
         let dir = tempfile::tempdir().unwrap();
         let url = table_url(&dir.path().join("web-logs")).unwrap();
-        let table = open_or_create(&url).await.unwrap();
+        let table = open_for_group(&url, "g").await.unwrap();
         assert_eq!(table.version(), Some(0));
         let status = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
         let told = Arc::new(Mutex::new(Vec::new()));
@@ -842,6 +972,7 @@ mod tests {
             "g",
             "web-logs",
             unused_dead_letters(),
+            owning(&[0, 1]),
             status.clone(),
             move |offsets| told_by_sink.lock().unwrap().push(offsets.clone()),
         );
@@ -852,6 +983,7 @@ mod tests {
             let events = vec![event(offset)];
             tx.send(Consumed {
                 partition,
+                epoch: 1,
                 offset,
                 events,
                 letters: Vec::new(),
@@ -863,6 +995,7 @@ mod tests {
         // An undecodable message: no row, but its offset is consumed.
         tx.send(Consumed {
             partition: 1,
+            epoch: 1,
             offset: 10,
             events: Vec::new(),
             letters: Vec::new(),
@@ -873,6 +1006,7 @@ mod tests {
         // A batch message: two rows, told apart by their item number.
         tx.send(Consumed {
             partition: 0,
+            epoch: 1,
             offset: 11,
             events: vec![event(11), event(12)],
             letters: Vec::new(),
@@ -884,7 +1018,7 @@ mod tests {
         running.await.unwrap().unwrap();
 
         let expected = HashMap::from([(0, 12), (1, 11)]);
-        let reopened = open_or_create(&url).await.unwrap();
+        let reopened = open_for_group(&url, "g").await.unwrap();
         assert_eq!(
             reopened.version(),
             Some(1),
@@ -942,7 +1076,7 @@ mod tests {
     async fn compaction_keeps_every_row_and_offset_while_appends_go_on() {
         let dir = tempfile::tempdir().unwrap();
         let url = table_url(&dir.path().join("web-logs")).unwrap();
-        let mut table = open_or_create(&url).await.unwrap();
+        let mut table = open_for_group(&url, "g").await.unwrap();
         let status = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
         // Three commits, three small files.
         for offset in 0..3 {
@@ -951,11 +1085,13 @@ mod tests {
                 "g",
                 "web-logs",
                 unused_dead_letters(),
+                owning(&[0, 1]),
                 status.clone(),
                 |_| {},
             );
             sink.push(Consumed {
                 partition: 0,
+                epoch: 1,
                 offset,
                 events: vec![event(offset)],
                 letters: Vec::new(),
@@ -996,18 +1132,20 @@ mod tests {
             "g",
             "web-logs",
             unused_dead_letters(),
+            owning(&[0, 1]),
             status,
             |_| {},
         );
         sink.push(Consumed {
             partition: 0,
+            epoch: 1,
             offset: 3,
             events: vec![event(3)],
             letters: Vec::new(),
             produced_at: None,
         });
         assert!(sink.commit().await);
-        let reopened = open_or_create(&url).await.unwrap();
+        let reopened = open_for_group(&url, "g").await.unwrap();
         let resume = committed_offsets(&reopened, "g", "web-logs", &[0])
             .await
             .unwrap();
@@ -1021,5 +1159,105 @@ mod tests {
         // count(*) too: a compaction that doubled rows keeps the distinct ids.
         let four = serde_json::Value::from(4);
         assert_eq!(answer.rows, [[four.clone(), four]]);
+    }
+
+    /// A sink holding rows of messages `offsets` of partition 0, read under epoch 1 of
+    /// `ownership`.
+    fn sink_holding(
+        table: DeltaTable,
+        ownership: Arc<Ownership>,
+        offsets: std::ops::Range<i64>,
+    ) -> LakeSink {
+        let progress = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
+        let mut sink = LakeSink::new(
+            table,
+            "g",
+            "web-logs",
+            unused_dead_letters(),
+            ownership,
+            progress,
+            |_| {},
+        );
+        for offset in offsets {
+            sink.push(Consumed {
+                partition: 0,
+                epoch: 1,
+                offset,
+                events: vec![event(offset)],
+                letters: Vec::new(),
+                produced_at: None,
+            });
+        }
+        sink
+    }
+
+    async fn rows_and_ids(url: &Url) -> serde_json::Value {
+        let answer = QueryEngine::new(url.clone())
+            .run(&QueryRequest::sql(
+                "SELECT count(*), count(DISTINCT event_id) FROM logs",
+            ))
+            .await
+            .unwrap();
+        serde_json::json!(answer.rows)
+    }
+
+    #[tokio::test]
+    async fn a_partition_that_changed_hands_is_written_once_whichever_owner_commits_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = table_url(&dir.path().join("web-logs")).unwrap();
+        let table = open_for_group(&url, "g").await.unwrap();
+        // The old owner read offsets 0..5 and lost the partition before committing; the new
+        // one read 0..8 from the table's offsets and committed first. The old owner, a
+        // zombie that has not heard of the rebalance yet, then commits.
+        let mut new_owner = sink_holding(table.clone(), owning(&[0]), 0..8);
+        let mut zombie = sink_holding(table.clone(), owning(&[0]), 0..5);
+        assert!(new_owner.commit().await);
+        assert!(zombie.commit().await);
+        assert_eq!(rows_and_ids(&url).await, serde_json::json!([[8, 8]]));
+        // The other order: the old owner's commit lands first, from a snapshot the new owner's
+        // predates; the new owner writes only what lies past it.
+        let table = open_for_group(&url, "g").await.unwrap();
+        let mut old_owner = sink_holding(table.clone(), owning(&[0]), 8..12);
+        let mut new_owner = sink_holding(table, owning(&[0]), 8..15);
+        assert!(old_owner.commit().await);
+        assert!(new_owner.commit().await);
+        assert_eq!(rows_and_ids(&url).await, serde_json::json!([[15, 15]]));
+        let reopened = open_for_group(&url, "g").await.unwrap();
+        let resume = committed_offsets(&reopened, "g", "web-logs", &[0]).await;
+        assert_eq!(resume.unwrap(), HashMap::from([(0, 15)]));
+    }
+
+    #[tokio::test]
+    async fn rows_of_a_revoked_partition_are_left_to_its_next_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = table_url(&dir.path().join("web-logs")).unwrap();
+        let table = open_for_group(&url, "g").await.unwrap();
+        let ownership = owning(&[0]);
+        let mut sink = sink_holding(table, ownership.clone(), 0..5);
+        ownership.revoke(&[0]);
+        // Assigned again: a new epoch, so the rows read under the old one stay dropped.
+        ownership.assign(&[0]);
+        assert!(sink.commit().await);
+        assert_eq!(rows_and_ids(&url).await, serde_json::json!([[0, 0]]));
+        let reopened = open_for_group(&url, "g").await.unwrap();
+        let resume = committed_offsets(&reopened, "g", "web-logs", &[0]).await;
+        assert!(resume.unwrap().is_empty(), "no offset moved past the rows");
+    }
+
+    #[tokio::test]
+    async fn a_table_another_group_writes_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = table_url(&dir.path().join("web-logs")).unwrap();
+        open_for_group(&url, "g").await.unwrap();
+        let refused = open_for_group(&url, "h").await.unwrap_err();
+        assert!(
+            matches!(&refused, LakeError::OtherGroup { owner, group, .. } if owner == "g" && group == "h"),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("KAFKA_GROUP_ID=g"),
+            "{refused}"
+        );
+        open_for_group(&url, "g").await.unwrap();
     }
 }

@@ -8,7 +8,7 @@ use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
@@ -183,6 +183,10 @@ pub struct Live {
     next_seq: AtomicU64,
     frames: broadcast::Sender<SseFrame>,
     sse_clients: Arc<AtomicU64>,
+    /// The next offset of each Kafka partition the view has not seen: the writer and the
+    /// follower both read a partition while it changes hands, and the writer reads again what
+    /// the table had not committed.
+    unseen_from: Mutex<HashMap<i32, i64>>,
 }
 
 /// Every place among the SSE clients is taken.
@@ -215,7 +219,24 @@ impl Live {
             next_seq: AtomicU64::new(1),
             frames: broadcast::channel(BROADCAST_CAPACITY).0,
             sse_clients: Arc::new(AtomicU64::new(0)),
+            unseen_from: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the message at `offset` of `partition` is new to the view, counting it seen.
+    pub fn first_sight(&self, partition: i32, offset: i64) -> bool {
+        let mut unseen_from = lock(&self.unseen_from);
+        let next = unseen_from.entry(partition).or_insert(i64::MIN);
+        let first = offset >= *next;
+        if first {
+            *next = offset.saturating_add(1);
+        }
+        first
+    }
+
+    /// The first offset of `partition` the view has not seen, if it has seen any.
+    pub fn next_unseen(&self, partition: i32) -> Option<i64> {
+        lock(&self.unseen_from).get(&partition).copied()
     }
 
     pub fn record_bytes(&self, bytes: usize) {

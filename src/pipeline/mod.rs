@@ -11,6 +11,8 @@ pub mod broker;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
+pub mod consumer_group;
+#[cfg(feature = "ssr")]
 pub mod dead_letter;
 pub mod decode;
 #[cfg(feature = "ssr")]

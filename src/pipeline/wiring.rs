@@ -4,8 +4,9 @@
 use super::alert;
 use super::broker::{self, BrokerError, EmbeddedBroker};
 use super::config::{KafkaSource, PipelineConfig};
+use super::consumer_group::{Ownership, Rebalancer};
 use super::dead_letter::DeadLetters;
-use super::ingest::{self, IngestError, IngestStop, KafkaLink};
+use super::ingest::{self, IngestError, IngestStop, KafkaLink, ToLake};
 use super::lake::{self, LakeActivity, LakeError, LakeProgress, LakeSink, SinkStop};
 use super::live::{Live, LiveFull, Logged, SseClientGuard, SseFrame};
 use super::metrics::SeriesMetric;
@@ -83,6 +84,8 @@ struct KafkaFacts {
 struct Running {
     demo: Option<AbortOnDrop>,
     ingest: AbortOnDrop,
+    /// The follower, and what keeps it on the partitions other instances write.
+    follow: [AbortOnDrop; 2],
     /// Commits what ingest handed it, then ends.
     sink: AbortOnDrop,
     watch_connection: AbortOnDrop,
@@ -106,8 +109,8 @@ pub struct Subscription {
 }
 
 impl Pipeline {
-    /// Starts every stage (and the embedded broker, if asked) and returns once ingest is
-    /// assigned its partitions, resuming where the table's offsets say.
+    /// Starts every stage (and the embedded broker, if asked). Ingest joins the consumer group
+    /// and resumes each partition it is assigned where the table's offsets say.
     pub async fn start(config: &PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         let started = Instant::now();
         let topic = config.topic.clone();
@@ -126,12 +129,18 @@ impl Pipeline {
         let dead_letters = DeadLetters::new(&bootstrap, &topic).map_err(IngestError::from)?;
 
         let table_url = lake::table_url(&config.lake_path)?;
-        let table = lake::open_or_create(&table_url).await?;
-        let consumer = ingest::consumer(&bootstrap, &config.group_id)?;
-        let partitions = ingest::partitions(&consumer, &topic).await?;
-        let resume_at =
-            lake::committed_offsets(&table, &config.group_id, &topic, &partitions).await?;
-        ingest::assign(&consumer, &topic, &partitions, &resume_at)?;
+        let table = lake::open_for_group(&table_url, &config.group_id).await?;
+        let ownership = Arc::new(Ownership::default());
+        let (unassignable, unassignable_reason) = tokio::sync::watch::channel(None);
+        let rebalancer = Rebalancer::new(
+            &topic,
+            &config.group_id,
+            table_url.clone(),
+            ownership.clone(),
+            unassignable,
+        );
+        let consumer = ingest::writer(&bootstrap, &config.group_id, &topic, rebalancer)?;
+        let follower = ingest::follower(&bootstrap, &config.group_id)?;
 
         let kafka = KafkaFacts {
             brokers: bootstrap.clone(),
@@ -140,7 +149,7 @@ impl Pipeline {
             dead_letter_topic,
             group_id: config.group_id.clone(),
         };
-        let link = Arc::new(RwLock::new(KafkaLink::assigned(partitions.len())));
+        let link = Arc::new(RwLock::new(KafkaLink::joining()));
         let lake_progress = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
 
         let live = Arc::new(Live::new(RECENT_LOG_CAPACITY));
@@ -152,6 +161,7 @@ impl Pipeline {
             &config.group_id,
             &topic,
             dead_letters,
+            ownership.clone(),
             lake_progress.clone(),
             move |next| ingest::commit_offsets(&offsets_consumer, &offsets_topic, next),
         );
@@ -182,6 +192,7 @@ impl Pipeline {
             table_url.clone(),
             lake_progress.clone(),
             config.lake_maintenance_every,
+            ownership.clone(),
         ));
         let consume_failures = Arc::new(ingest::ConsumeFailures::default());
         let ingest_link = link.clone();
@@ -189,7 +200,11 @@ impl Pipeline {
             ingest::run(
                 consumer.clone(),
                 live.clone(),
-                to_lake,
+                Some(ToLake {
+                    sender: to_lake,
+                    ownership: ownership.clone(),
+                    unassignable: unassignable_reason,
+                }),
                 consume_failures.clone(),
             ),
             move |ended| {
@@ -202,11 +217,35 @@ impl Pipeline {
                     .stopped = Some(stop);
             },
         );
+        // The follower only feeds the live view: if it ends, the lake goes on, and the status
+        // says which partitions stopped moving.
+        let follow = [
+            supervise(
+                ingest::run(
+                    follower.clone(),
+                    live.clone(),
+                    None,
+                    consume_failures.clone(),
+                ),
+                |ended| {
+                    let stop = ended.unwrap_or_else(IngestStop::Panicked);
+                    tracing::error!(%stop, "the follower stopped; the live view misses the partitions other instances write");
+                },
+            ),
+            AbortOnDrop(tokio::spawn(ingest::follow_others(
+                follower.clone(),
+                topic.clone(),
+                ownership.clone(),
+                live.clone(),
+            ))),
+        ];
         let watch_connection = AbortOnDrop(tokio::spawn(ingest::watch_connection(
             consumer,
+            follower,
             topic.clone(),
             link.clone(),
             consume_failures,
+            ownership,
         )));
 
         let demo = match config.demo_rate {
@@ -235,6 +274,7 @@ impl Pipeline {
             running: std::sync::Mutex::new(Some(Running {
                 demo,
                 ingest,
+                follow,
                 sink,
                 watch_connection,
                 broker,
@@ -351,6 +391,7 @@ impl Pipeline {
         }
         // Dropping ingest closes the lake's input; the sink commits what is left and ends.
         drop(running.ingest);
+        drop(running.follow);
         let mut sink = running.sink;
         if tokio::time::timeout(FINAL_COMMIT_GRACE, &mut sink.0)
             .await

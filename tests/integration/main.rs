@@ -7,6 +7,7 @@ mod harness;
 
 mod access;
 mod faults;
+mod group;
 mod ingest;
 mod lake;
 mod live;

@@ -682,7 +682,7 @@ mod tests {
     async fn empty_table() -> (tempfile::TempDir, QueryEngine) {
         let dir = tempfile::tempdir().unwrap();
         let url = lake::table_url(&dir.path().join("t")).unwrap();
-        lake::open_or_create(&url).await.unwrap();
+        lake::open_for_group(&url, "g").await.unwrap();
         (dir, QueryEngine::new(url))
     }
 
