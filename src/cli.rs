@@ -72,6 +72,10 @@ pub struct ServeArgs {
     kafka: KafkaArgs,
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "lakepulse")]
     group_id: String,
+    /// Share the topic's partitions with the other instances of the consumer group, through
+    /// Kafka's group protocol; off, this instance reads every partition itself.
+    #[arg(long, env = "SCALE_OUT", value_parser = BoolishValueParser::new(), default_value = "false")]
+    scale_out: bool,
     /// Partitions of the topic when lakepulse has to create it.
     #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
     partitions: i32,
@@ -157,6 +161,7 @@ impl ServeArgs {
             tansu_bin: self.tansu_bin.clone(),
             topic: self.kafka.topic.clone(),
             group_id: self.group_id.clone(),
+            scale_out: self.scale_out,
             partitions: self.partitions,
             lake_path: self
                 .delta_lake_path

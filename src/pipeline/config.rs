@@ -37,6 +37,8 @@ pub struct PipelineConfig {
     pub topic: String,
     /// The consumer group, also the key of the offsets kept in the table.
     pub group_id: String,
+    /// Whether partitions are shared with the group's other instances (or all read here).
+    pub scale_out: bool,
     /// Partitions of the topic when lakepulse has to create it.
     pub partitions: i32,
     /// Where the embedded broker keeps its log and the query history lives.

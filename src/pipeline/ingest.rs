@@ -35,6 +35,8 @@ pub enum IngestError {
     NoPartitions(String),
     #[error("metadata lookup did not finish: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("could not read where the partitions resume from the table: {0}")]
+    ResumePoints(String),
 }
 
 /// What both consumers share.
@@ -56,13 +58,14 @@ fn consumer_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-/// The writer: joins `group_id` and subscribes to `topic`; `rebalancer` sets where each
-/// assigned partition resumes.
+/// The writer. Scaling out, it joins `group_id` and subscribes to `topic`, and `rebalancer`
+/// sets where each partition the group assigns resumes; otherwise see [`read_every_partition`].
 pub fn writer(
     bootstrap: &str,
     group_id: &str,
     topic: &str,
     rebalancer: Rebalancer,
+    scale_out: bool,
 ) -> Result<Arc<Writer>, IngestError> {
     let consumer: Writer = consumer_config(bootstrap)
         .set("group.id", group_id)
@@ -74,8 +77,38 @@ pub fn writer(
         // Partitions added to the topic are assigned within this long.
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(rebalancer)?;
-    consumer.subscribe(&[topic])?;
+    if scale_out {
+        consumer.subscribe(&[topic])?;
+    }
     Ok(Arc::new(consumer))
+}
+
+/// Without scaling out: assigns the writer every partition of `topic`, each resuming where the
+/// table at `table` says, as the one owner. A dead instance of a group holds its partitions
+/// until the broker expires it, and tansu 0.6 does not hand them on to a restarted one, so a
+/// single instance does not join the group at all.
+pub async fn read_every_partition(
+    writer: &Arc<Writer>,
+    topic: &str,
+    group_id: &str,
+    table: &url::Url,
+    ownership: &Ownership,
+) -> Result<usize, IngestError> {
+    let all = partitions(writer, topic).await?;
+    let resume_at = crate::pipeline::lake::resume_points(table, group_id, topic, &all)
+        .await
+        .map_err(|error| IngestError::ResumePoints(error.to_string()))?;
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &all {
+        let offset = resume_at
+            .get(&partition)
+            .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+        assignment.add_partition_offset(topic, partition, offset)?;
+    }
+    ownership.assign_at(&all, &resume_at);
+    writer.assign(&assignment)?;
+    tracing::info!(topic, ?resume_at, "consuming every partition");
+    Ok(all.len())
 }
 
 /// The follower: outside the group, it reads the partitions other instances write, for the
@@ -476,6 +509,17 @@ impl KafkaLink {
             state: LinkState::Joining,
             partitions: Vec::new(),
             stopped: None,
+        }
+    }
+
+    /// Reading all `partitions` partitions here, not probed yet.
+    pub fn reading_all(partitions: usize) -> Self {
+        KafkaLink {
+            state: LinkState::Connected {
+                partitions,
+                written_here: partitions,
+            },
+            ..KafkaLink::joining()
         }
     }
 

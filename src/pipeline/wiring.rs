@@ -139,7 +139,26 @@ impl Pipeline {
             ownership.clone(),
             unassignable,
         );
-        let consumer = ingest::writer(&bootstrap, &config.group_id, &topic, rebalancer)?;
+        let consumer = ingest::writer(
+            &bootstrap,
+            &config.group_id,
+            &topic,
+            rebalancer,
+            config.scale_out,
+        )?;
+        let link = match config.scale_out {
+            true => KafkaLink::joining(),
+            false => KafkaLink::reading_all(
+                ingest::read_every_partition(
+                    &consumer,
+                    &topic,
+                    &config.group_id,
+                    &table_url,
+                    &ownership,
+                )
+                .await?,
+            ),
+        };
         let follower = ingest::follower(&bootstrap, &config.group_id)?;
 
         let kafka = KafkaFacts {
@@ -149,7 +168,7 @@ impl Pipeline {
             dead_letter_topic,
             group_id: config.group_id.clone(),
         };
-        let link = Arc::new(RwLock::new(KafkaLink::joining()));
+        let link = Arc::new(RwLock::new(link));
         let lake_progress = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
 
         let live = Arc::new(Live::new(RECENT_LOG_CAPACITY));

@@ -41,6 +41,7 @@ impl Shared {
             ("KAFKA_BROKERS", self.brokers.as_str()),
             ("DELTA_LAKE_PATH", lake.as_str()),
             ("KAFKA_TOPIC_PARTITIONS", "6"),
+            ("SCALE_OUT", "1"),
         ])
         .await;
         server
