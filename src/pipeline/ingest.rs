@@ -166,13 +166,19 @@ const FAILING_FOR: Duration = Duration::from_secs(10);
 /// librdkafka retries with a backoff of up to 10 s; an error older than this ended the streak.
 const STILL_FAILING_WITHIN: Duration = Duration::from_secs(15);
 
-/// Consume errors since the last message read: when the streak began, the latest and when.
+/// A probe that fails while messages arrived this recently is a slow answer from a busy
+/// broker, not a lost one: the status keeps what it last knew.
+const READ_RECENTLY: Duration = Duration::from_secs(10);
+
+/// Consume errors since the last message read (when the streak began, the latest and when),
+/// and when the last message was read.
 #[derive(Default)]
-pub struct ConsumeFailures(Mutex<Option<(Instant, Instant, String)>>);
+pub struct ConsumeFailures(Mutex<(Option<(Instant, Instant, String)>, Option<Instant>)>);
 
 impl ConsumeFailures {
     fn failed(&self, error: &KafkaError) {
-        let mut streak = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let streak = &mut guard.0;
         let now = Instant::now();
         // An old error followed by quiet (an idle topic) ended its streak; this one starts anew.
         let began = streak
@@ -183,14 +189,20 @@ impl ConsumeFailures {
     }
 
     fn read_one(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (None, Some(Instant::now()));
+    }
+
+    /// Whether a message was read within `within`.
+    fn read_within(&self, within: Duration) -> bool {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.is_some_and(|at| at.elapsed() <= within)
     }
 
     /// How long consuming has been failing and the latest error, if it still is and for long
     /// enough to say so.
     fn ongoing(&self) -> Option<(Duration, String)> {
-        let streak = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (began, latest, error) = streak.as_ref()?;
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (began, latest, error) = guard.0.as_ref()?;
         let failing_for = began.elapsed();
         (failing_for >= FAILING_FOR && latest.elapsed() <= STILL_FAILING_WITHIN)
             .then(|| (failing_for, error.clone()))
@@ -649,6 +661,9 @@ pub async fn watch_connection(
                         },
                     };
                     link.partitions = partitions;
+                }
+                Ok(Err(error)) if failures.read_within(READ_RECENTLY) => {
+                    tracing::debug!(%error, "the broker answered the probe late while messages flow");
                 }
                 Ok(Err(error)) => {
                     link.state = LinkState::Unreachable {

@@ -304,7 +304,7 @@ async fn a_thousand_stuck_sse_clients_at_5000_events_a_second_keep_memory_bounde
         health["sseClients"], STUCK,
         "the stuck clients are still connected"
     );
-    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["status"], "healthy", "{health}");
     drop(stuck);
 }
 
