@@ -170,10 +170,12 @@ const STILL_FAILING_WITHIN: Duration = Duration::from_secs(15);
 /// broker, not a lost one: the status keeps what it last knew.
 const READ_RECENTLY: Duration = Duration::from_secs(10);
 
-/// Consume errors since the last message read (when the streak began, the latest and when),
-/// and when the last message was read.
+/// Consume errors since the last message read, and when the last message was read.
 #[derive(Default)]
-pub struct ConsumeFailures(Mutex<(Option<(Instant, Instant, String)>, Option<Instant>)>);
+pub struct ConsumeFailures(Mutex<(Option<Streak>, Option<Instant>)>);
+
+/// When a streak of consume errors began, when the latest came, and what it said.
+type Streak = (Instant, Instant, String);
 
 impl ConsumeFailures {
     fn failed(&self, error: &KafkaError) {
