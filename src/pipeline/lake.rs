@@ -798,8 +798,7 @@ const RACES_RETRIED: u32 = 8;
 
 /// Appends those of `rows` the table does not hold yet, with the offsets they bring their
 /// partitions to. How far each partition has landed is read from the table's latest version
-/// (when anything was committed since the sink's snapshot) and the commit is made against that
-/// version, so rows are never written twice: not after a
+/// and the commit is made against that version, so rows are never written twice: not after a
 /// commit reported failed that landed all the same (delta-rs runs its checkpoint and log
 /// cleanup after the commit, and reports their errors as the write's), not when this instance
 /// read a partition again after a rebalance, not when another instance took a partition over.
@@ -814,14 +813,10 @@ async fn write_new_rows(
 ) -> Result<DeltaTable, LakeError> {
     let mut races = 0;
     loop {
-        let known = table.version();
-        table.update_incremental(None).await?;
-        let landed_before = match table.version() == known {
-            // Nothing committed since the snapshot the rows were read against: none of them
-            // landed, and reading the txn actions (a log replay per partition) is skipped.
-            true => BTreeMap::new(),
-            false => latest_offsets(&mut table, group, topic, next_offsets).await?,
-        };
+        // Read every time, even when the table has not moved since this sink's snapshot: that
+        // snapshot may be this sink's own commit of rows read under a revoked assignment, which
+        // the partition's new assignment reads again.
+        let landed_before = latest_offsets(&mut table, group, topic, next_offsets).await?;
         let landed = |row: &Row| {
             landed_before
                 .get(&row.partition)
