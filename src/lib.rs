@@ -17,4 +17,9 @@ pub mod tools;
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    // Keys and clicks before this point reach plain HTML only; tests (and scripts driving
+    // the page) wait for the mark rather than guess.
+    if let Some(root) = leptos::prelude::document().document_element() {
+        let _ = root.set_attribute("data-hydrated", "");
+    }
 }

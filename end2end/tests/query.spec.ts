@@ -31,9 +31,11 @@ test('a shared /query?sql= link shows its result in the server-rendered page', a
 test('Ctrl+Enter runs the query, puts it in the URL and in the history, which survives a reload', async ({ page }) => {
   produce(5);
   await page.goto('/query');
-  await expect(page.getByTestId('sql-run')).toBeVisible();
   const editor = page.getByTestId('sql-input');
+  // Text typed while the page hydrates is kept; Ctrl+Enter needs the hydrated page.
   await editor.fill("SELECT count(*) AS errors FROM logs WHERE status >= 500 -- ctrl-enter test");
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', '');
+  await expect(editor).toHaveValue(/ctrl-enter test$/);
   await editor.press('Control+Enter');
   await expect(page).toHaveURL(/ctrl-enter/);
   await expect(page.getByTestId('sql-result').locator('thead th')).toHaveText(['errors']);

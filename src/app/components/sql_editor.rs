@@ -8,6 +8,13 @@ use leptos::prelude::*;
 pub fn SqlEditor(initial: String) -> impl IntoView {
     let text = RwSignal::new(initial.clone());
     let colours = NodeRef::<html::Pre>::new();
+    let area = NodeRef::<html::Textarea>::new();
+    // What was typed before the page hydrated is the user's query: colour it, keep it.
+    Effect::new(move |_| {
+        if let Some(area) = area.get() {
+            text.set(area.value());
+        }
+    });
     let highlighted = move || {
         text.with(|sql| {
             let mut pieces: Vec<_> = tokenize(sql)
@@ -28,7 +35,7 @@ pub fn SqlEditor(initial: String) -> impl IntoView {
                 spellcheck="false"
                 autocomplete="off"
                 data-testid="sql-input"
-                prop:value=move || text.get()
+                node_ref=area
                 on:input=move |ev| text.set(event_target_value(&ev))
                 on:scroll=move |ev| {
                     if let Some(pre) = colours.get() {
