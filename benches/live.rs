@@ -169,7 +169,8 @@ async fn page(http: &reqwest::Client, server: &Server) {
     }
 }
 
-async fn latency(http: &reqwest::Client, server: &Server, rate: u64) {
+/// Produce → SSE and produce → SQL at `rate` events/s; `lake` says where the table is.
+async fn latency(http: &reqwest::Client, server: &Server, rate: u64, lake: &str) {
     let sse = Arc::new(Mutex::new(histogram()));
     let delivered = Arc::new(AtomicU64::new(0));
     let response = http.get(server.url("/events")).send().await.expect("SSE");
@@ -211,7 +212,7 @@ async fn latency(http: &reqwest::Client, server: &Server, rate: u64) {
         ms(&sse, 0.99)
     );
     println!(
-        "| produce → SQL at {rate} ev/s | `max(timestamp)` polled every 100 ms | p50 {}, p99 {} | |",
+        "| produce → SQL at {rate} ev/s | `max(timestamp)` polled every 100 ms, {lake} | p50 {}, p99 {} | |",
         ms(&sql, 0.5),
         ms(&sql, 0.99)
     );
@@ -314,13 +315,13 @@ fn bare_consume(brokers: &str, expected: u64) -> Duration {
 struct MemoryBroker(Child);
 
 impl MemoryBroker {
-    async fn start(port: u16, dir: &Path) -> MemoryBroker {
+    async fn start(port: u16, dir: &Path, partitions: i32) -> MemoryBroker {
         let child = start_tansu(port, dir, "memory://tansu/");
         let brokers = format!("127.0.0.1:{port}");
         broker::wait_until_reachable(&brokers, Duration::from_secs(30))
             .await
             .expect("tansu up");
-        broker::ensure_topic(&brokers, "web-logs", 3)
+        broker::ensure_topic(&brokers, "web-logs", partitions)
             .await
             .expect("topic created");
         MemoryBroker(child)
@@ -339,7 +340,7 @@ async fn ingest(http: &reqwest::Client) {
     let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
     let broker_dir = tempfile::tempdir().expect("broker dir");
-    let _broker = MemoryBroker::start(port, broker_dir.path()).await;
+    let _broker = MemoryBroker::start(port, broker_dir.path(), 3).await;
     let started = Instant::now();
     let filled = Command::new(LAKEPULSE)
         .args([
@@ -386,6 +387,94 @@ async fn ingest(http: &reqwest::Client) {
     );
 }
 
+/// Ingest shared by 1, 2 and 3 instances of one consumer group (`SCALE_OUT=1`) on one broker
+/// and one table, all on this machine's two cores. Each instance writes its share and also
+/// decodes every other partition for its live view. The events are produced once every
+/// instance holds its partitions: tansu's memory engine cannot serve a partition taken over
+/// mid-batch (README, Scaling out).
+async fn scale_out(http: &reqwest::Client) {
+    const EVENTS: u64 = 1_000_000;
+    let mut one_instance = None;
+    for instances in 1..=3 {
+        let port = free_port();
+        let brokers = format!("127.0.0.1:{port}");
+        let broker_dir = tempfile::tempdir().expect("broker dir");
+        let _broker = MemoryBroker::start(port, broker_dir.path(), 6).await;
+        let lake = tempfile::tempdir().expect("lake dir");
+        let table = lake.path().join("logs").display().to_string();
+        let mut servers = Vec::new();
+        for _ in 0..instances {
+            servers.push(
+                start(&[
+                    ("KAFKA_BROKERS", &brokers),
+                    ("DELTA_LAKE_PATH", &table),
+                    ("SCALE_OUT", "1"),
+                    ("KAFKA_TOPIC_PARTITIONS", "6"),
+                ])
+                .await,
+            );
+        }
+        loop {
+            let mut written = 0;
+            for server in &servers {
+                let health = harness::get_json(http, &server.url("/health")).await;
+                written += health
+                    .and_then(|h| h["kafka"]["partitions"].as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| p["writtenHere"] == true)
+                    .count();
+            }
+            if written == 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let started = Instant::now();
+        let mut gen = Command::new(LAKEPULSE)
+            .args(["gen", "--steady", "--rate", "1000000"])
+            .args(["--count", &EVENTS.to_string()])
+            .env("KAFKA_BROKERS", &brokers)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("gen");
+        loop {
+            let mut committed = 0;
+            for server in &servers {
+                committed += rows_committed(http, server).await;
+            }
+            if committed >= EVENTS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let took = started.elapsed().as_secs_f64();
+        let _ = gen.wait();
+        let one = *one_instance.get_or_insert(took);
+        println!(
+            "| Kafka ingest, {instances} instance(s) | `SCALE_OUT=1`, one group, 6 partitions, tansu in memory, one table; {EVENTS} events produced while they run, to the last row committed | {took:.1} s, {:.0} ev/s | {} |",
+            EVENTS as f64 / took,
+            match instances {
+                1 => "baseline".to_owned(),
+                _ => format!("{:.2}x one instance's rate", one / took),
+            }
+        );
+    }
+}
+
+/// Commit latency as users see it with the table on an object store: produce → SQL with the
+/// lake on Azurite (Azure Blob Storage's emulator, on this machine, so no network latency),
+/// beside the same figure on the local disk.
+async fn lake_on_object_storage(http: &reqwest::Client) {
+    let azurite = harness::Azurite::start();
+    let table = azurite.table("web-logs");
+    let store = azurite.env();
+    let mut env = vec![("DELTA_LAKE_PATH", table.as_str())];
+    env.extend(store.iter().map(|(k, v)| (*k, v.as_str())));
+    let server = start(&env).await;
+    latency(http, &server, 1_000, "table on Azurite").await;
+}
+
 #[tokio::main]
 async fn main() {
     rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
@@ -394,8 +483,10 @@ async fn main() {
     let server = start(&[]).await;
     page(&http, &server).await;
     for rate in [1_000, 10_000, 50_000] {
-        latency(&http, &server, rate).await;
+        latency(&http, &server, rate, "table on local disk").await;
     }
+    lake_on_object_storage(&http).await;
+    scale_out(&http).await;
     for clients in [1_000, 5_000, 10_000] {
         fan_out(&http, &server, clients).await;
     }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what lakepulse needs on a fresh machine, skipping whatever is already there.
 #   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker (patched)
-#   install-tools.sh bench  the above, plus GoAccess, Java and PySpark (the baselines)
-#   install-tools.sh test   the above, plus Chromium, Playwright, the Python Kafka/Delta clients
-#                           and cargo-fuzz
+#   install-tools.sh bench  the above, plus GoAccess, Java and PySpark (the baselines), Azurite
+#   install-tools.sh test   the above, plus Chromium, Playwright, Azurite, the Python
+#                           Kafka/Delta/Blob clients and cargo-fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-run}
@@ -61,16 +61,21 @@ fi
 # Served from the site root like public/'s other files, for the Makefile and cargo-leptos alike.
 cp -u web/node_modules/echarts/dist/echarts.min.js public/
 
+if [ "$what" != run ] && [ ! -x tests/servers/node_modules/.bin/azurite-blob ]; then
+  say "installing Azurite (npm), the object store the lake is tested and measured on"
+  (cd tests/servers && npm ci --no-audit --no-fund)
+fi
+
 if [ "$what" = bench ]; then
   if ! command -v goaccess >/dev/null || ! command -v java >/dev/null; then
     say "installing GoAccess and Java 17 (Debian), the benchmarks' baselines"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess openjdk-17-jre-headless >/dev/null
   fi
-  if ! "$VENV/bin/python" -c 'import pyspark' 2>/dev/null; then
-    say "installing PySpark into $VENV (Spark local, the SQL benchmark's baseline)"
+  if ! "$VENV/bin/python" -c 'import pyspark, azure.storage.blob' 2>/dev/null; then
+    say "installing PySpark (Spark local, the SQL benchmark's baseline) and azure-storage-blob into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet "pyspark==3.5.6"
+    "$VENV/bin/pip" install --quiet "pyspark==3.5.6" "$(grep '^azure-storage-blob==' tests/clients/requirements.txt)"
   fi
   exit 0
 fi
@@ -88,8 +93,8 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
-if ! "$VENV/bin/python" -c 'import confluent_kafka, deltalake, kafka, lz4, snappy, zstandard' 2>/dev/null; then
-  say "installing the Python clients (confluent-kafka, kafka-python, deltalake) into $VENV"
+if ! "$VENV/bin/python" -c 'import azure.storage.blob, confluent_kafka, deltalake, kafka, lz4, snappy, zstandard' 2>/dev/null; then
+  say "installing the Python clients (confluent-kafka, kafka-python, deltalake, azure-storage-blob) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt
 fi

@@ -88,9 +88,11 @@ pub struct ServeArgs {
     /// Where the embedded broker keeps its log and the default lake lives.
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
-    /// The Delta table; defaults to DATA_DIR/delta/web-logs.
+    /// The Delta table: a directory, or s3://, az://, abfss:// or gs:// (credentials and
+    /// endpoints from the store's usual AWS_*, AZURE_*, GOOGLE_* variables); defaults to
+    /// DATA_DIR/delta/web-logs.
     #[arg(long, env = "DELTA_LAKE_PATH")]
-    delta_lake_path: Option<PathBuf>,
+    delta_lake_path: Option<String>,
     /// Demo traffic from `lakepulse gen`; on by default only with the embedded broker.
     #[arg(long, env = "DEMO", value_parser = BoolishValueParser::new())]
     demo: Option<bool>,
@@ -163,10 +165,13 @@ impl ServeArgs {
             group_id: self.group_id.clone(),
             scale_out: self.scale_out,
             partitions: self.partitions,
-            lake_path: self
-                .delta_lake_path
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("delta").join("web-logs")),
+            lake_path: self.delta_lake_path.clone().unwrap_or_else(|| {
+                self.data_dir
+                    .join("delta")
+                    .join("web-logs")
+                    .to_string_lossy()
+                    .into_owned()
+            }),
             data_dir: self.data_dir.clone(),
             demo_rate: demo.then_some(self.demo_rate),
             commit_interval: Duration::from_millis(self.commit_interval_ms.max(10)),

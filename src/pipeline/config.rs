@@ -43,8 +43,8 @@ pub struct PipelineConfig {
     pub partitions: i32,
     /// Where the embedded broker keeps its log and the query history lives.
     pub data_dir: PathBuf,
-    /// The Delta table's directory.
-    pub lake_path: PathBuf,
+    /// The Delta table: a local directory or an object-store URL.
+    pub lake_path: String,
     /// Events per second of demo traffic; None for no demo traffic.
     pub demo_rate: Option<u32>,
     /// Longest time consumed events wait before they are committed.

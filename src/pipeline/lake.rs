@@ -54,6 +54,16 @@ pub enum LakeError {
         owner: String,
         group: String,
     },
+    /// The store replaced an object it was asked to create only if absent: two commits of one
+    /// version would both report success, and one of them would be lost without a word.
+    #[error("the store at {0} does not honour create-if-absent (a second conditional PUT of one object succeeded): commits racing for a table version could be lost. Use a store with conditional writes (If-None-Match), as AWS S3, Azure Blob Storage, Google Cloud Storage and MinIO have")]
+    NoAtomicCreate(String),
+    /// The store failed the create-if-absent check for another reason.
+    #[error("checking that the store at {table} creates objects atomically: {error}")]
+    StoreCheck {
+        table: String,
+        error: deltalake::ObjectStoreError,
+    },
 }
 
 /// One consumed Kafka message and the events it carried: none for a message that did not
@@ -84,6 +94,34 @@ struct Row {
     produced_at: Option<DateTime<Utc>>,
 }
 
+/// Object-store schemes delta-rs is built with here (Cargo.toml's deltalake features).
+const OBJECT_STORE_SCHEMES: [&str; 6] = ["s3", "s3a", "az", "abfs", "abfss", "gs"];
+
+/// The table at `location`: an object-store URL (`s3://`, `az://`, `abfss://`, `gs://`) as
+/// given, anything else a local directory, created if missing.
+pub fn table_location(location: &str) -> Result<Url, LakeError> {
+    match Url::parse(location) {
+        Ok(url) if OBJECT_STORE_SCHEMES.contains(&url.scheme()) => Ok(url),
+        Ok(url) if url.scheme() == "file" => {
+            let path = url
+                .to_file_path()
+                .map_err(|()| LakeError::Location(location.into(), "not a local path".into()))?;
+            table_url(&path)
+        }
+        // One letter is a Windows drive, not a scheme.
+        Ok(url) if url.scheme().len() > 1 => Err(LakeError::Location(
+            location.into(),
+            format!(
+                "{}:// is not a store lakepulse writes to; use a directory or one of {}",
+                url.scheme(),
+                OBJECT_STORE_SCHEMES.map(|s| format!("{s}://")).join(", ")
+            ),
+        )),
+        _ => table_url(Path::new(location)),
+    }
+}
+
+/// The local directory `path` as a table URL, created if missing.
 pub fn table_url(path: &Path) -> Result<Url, LakeError> {
     std::fs::create_dir_all(path)
         .map_err(|e| LakeError::Location(path.display().to_string(), e.to_string()))?;
@@ -109,6 +147,7 @@ pub async fn open_for_group(url: &Url, group: &str) -> Result<DeltaTable, LakeEr
         },
         Err(error) => return Err(error),
     };
+    require_atomic_create(table.log_store().object_store(None).as_ref(), url).await?;
     let owner = table
         .snapshot()?
         .table_config()
@@ -129,6 +168,41 @@ pub async fn open_for_group(url: &Url, group: &str) -> Result<DeltaTable, LakeEr
             // A property of lakepulse's own, not one of Delta's.
             .with_raise_if_not_exists(false)
             .await?),
+    }
+}
+
+/// Delta's commits are safe only where creating `_delta_log/<version>.json` fails when
+/// another writer created it first. Some S3-compatible servers ignore `If-None-Match` and
+/// overwrite: checked once at start by creating one object twice under the table root (the
+/// leading underscore keeps Delta readers from taking it for data).
+async fn require_atomic_create(
+    store: &dyn deltalake::ObjectStore,
+    url: &Url,
+) -> Result<(), LakeError> {
+    use deltalake::logstore::object_store::{ObjectStoreExt, PutMode, PutPayload};
+    let probe = deltalake::Path::from(format!(
+        "_lakepulse/create-if-absent-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    let failed = |error| LakeError::StoreCheck {
+        table: url.to_string(),
+        error,
+    };
+    let create = || {
+        store.put_opts(
+            &probe,
+            PutPayload::from_static(b"1"),
+            PutMode::Create.into(),
+        )
+    };
+    create().await.map_err(failed)?;
+    let second = create().await;
+    let _ = store.delete(&probe).await;
+    match second {
+        Err(deltalake::ObjectStoreError::AlreadyExists { .. }) => Ok(()),
+        Ok(_) => Err(LakeError::NoAtomicCreate(url.to_string())),
+        Err(error) => Err(failed(error)),
     }
 }
 
@@ -959,6 +1033,112 @@ mod tests {
             if i % 4 == 0 { 500 } else { 200 }
         );
         decode(json.as_bytes(), Utc::now()).unwrap()
+    }
+
+    /// An S3-compatible server that accepts `If-None-Match: *` and overwrites anyway, as garage
+    /// 2.5 did.
+    #[derive(Debug, Default)]
+    struct OverwritingStore(object_store::memory::InMemory);
+
+    use deltalake::logstore::object_store::{
+        self, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMode,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+    use futures::stream::BoxStream;
+
+    impl std::fmt::Display for OverwritingStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a store that overwrites")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl deltalake::ObjectStore for OverwritingStore {
+        async fn put_opts(
+            &self,
+            location: &deltalake::Path,
+            payload: PutPayload,
+            mut opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            opts.mode = PutMode::Overwrite;
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &deltalake::Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &deltalake::Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<deltalake::Path>>,
+        ) -> BoxStream<'static, object_store::Result<deltalake::Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&deltalake::Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&deltalake::Path>,
+        ) -> object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &deltalake::Path,
+            to: &deltalake::Path,
+            options: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_overwrites_instead_of_creating_if_absent_is_refused() {
+        use deltalake::ObjectStore;
+        use futures::StreamExt;
+        let url = Url::parse("s3://lake/logs").unwrap();
+        let honest = object_store::memory::InMemory::new();
+        require_atomic_create(&honest, &url).await.unwrap();
+        assert!(
+            honest.list(None).next().await.is_none(),
+            "the probe is removed"
+        );
+        match require_atomic_create(&OverwritingStore::default(), &url).await {
+            Err(LakeError::NoAtomicCreate(table)) => assert_eq!(table, "s3://lake/logs"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn locations_are_directories_or_object_store_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("t");
+        let url = table_location(local.to_str().unwrap()).unwrap();
+        assert_eq!(url.scheme(), "file");
+        assert!(local.is_dir(), "a local table's directory is made");
+        for remote in [
+            "s3://b/t",
+            "az://c/t",
+            "abfss://c@a.dfs.core.windows.net/t",
+            "gs://b/t",
+        ] {
+            assert_eq!(table_location(remote).unwrap().as_str(), remote);
+        }
+        let refused = table_location("ftp://host/t").unwrap_err().to_string();
+        assert!(refused.contains("ftp:// is not a store"), "{refused}");
     }
 
     #[tokio::test]

@@ -128,7 +128,7 @@ impl Pipeline {
         broker::ensure_topic(&bootstrap, &dead_letter_topic, 1).await?;
         let dead_letters = DeadLetters::new(&bootstrap, &topic).map_err(IngestError::from)?;
 
-        let table_url = lake::table_url(&config.lake_path)?;
+        let table_url = lake::table_location(&config.lake_path)?;
         let table = lake::open_for_group(&table_url, &config.group_id).await?;
         let ownership = Arc::new(Ownership::default());
         let (unassignable, unassignable_reason) = tokio::sync::watch::channel(None);

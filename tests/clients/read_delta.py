@@ -1,4 +1,6 @@
-"""Reads the lake with the `deltalake` Python package, an independent Delta reader."""
+"""Reads the lake with the `deltalake` Python package, an independent Delta reader:
+`read_delta.py TABLE [APP_ID ...]`, TABLE a directory or an object-store URL (credentials from
+the environment), each APP_ID's txn version reported."""
 import json
 import os
 import sys
@@ -19,6 +21,7 @@ print(json.dumps({
     "errors": sum(1 for s in statuses if s >= 500),
     "by_status": by_status,
     "partition_columns": table.metadata().partition_columns,
+    "txn": {app_id: table.transaction_version(app_id) for app_id in sys.argv[2:]},
 }))
 sys.stdout.flush()
 # deltalake 1.6 + pyarrow 26 sometimes abort ("terminate called without an active

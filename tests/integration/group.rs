@@ -4,7 +4,6 @@
 use super::harness::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,35 +14,54 @@ struct Shared {
     broker: std::process::Child,
     brokers: String,
     _broker_dir: tempfile::TempDir,
-    lake_dir: tempfile::TempDir,
+    lake: Lake,
+}
+
+/// Where the shared table lives.
+enum Lake {
+    Disk(tempfile::TempDir),
+    ObjectStore(Azurite),
 }
 
 impl Shared {
-    fn start() -> Shared {
+    fn start(lake: Lake) -> Shared {
         let broker_dir = tempfile::tempdir().unwrap();
         let port = free_port();
         Shared {
             broker: start_tansu(port, broker_dir.path(), "sqlite://tansu.db"),
             brokers: format!("127.0.0.1:{port}"),
             _broker_dir: broker_dir,
-            lake_dir: tempfile::tempdir().unwrap(),
+            lake,
         }
     }
 
     fn lake(&self) -> String {
-        self.lake_dir.path().join("logs").display().to_string()
+        match &self.lake {
+            Lake::Disk(dir) => dir.path().join("logs").display().to_string(),
+            Lake::ObjectStore(azurite) => azurite.table("logs"),
+        }
+    }
+
+    /// What reaching the table takes besides its location.
+    fn lake_env(&self) -> Vec<(&'static str, String)> {
+        match &self.lake {
+            Lake::Disk(_) => Vec::new(),
+            Lake::ObjectStore(azurite) => azurite.env(),
+        }
     }
 
     /// An instance of the group on the shared broker and table, once it answers.
     async fn instance(&self) -> Server {
         let lake = self.lake();
-        let (server, _) = Server::ready(&[
+        let store = self.lake_env();
+        let mut env = vec![
             ("KAFKA_BROKERS", self.brokers.as_str()),
             ("DELTA_LAKE_PATH", lake.as_str()),
             ("KAFKA_TOPIC_PARTITIONS", "6"),
             ("SCALE_OUT", "1"),
-        ])
-        .await;
+        ];
+        env.extend(store.iter().map(|(k, v)| (*k, v.as_str())));
+        let (server, _) = Server::ready(&env).await;
         server
     }
 }
@@ -89,30 +107,30 @@ async fn split_between(client: &reqwest::Client, servers: &[&Server]) -> Vec<BTr
     .await
 }
 
-/// The next offset each txn action of the table's log last recorded, by app id.
-fn txn_offsets(table: &Path) -> BTreeMap<String, i64> {
-    let mut commits: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
-        .expect("the table's log")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .collect();
-    commits.sort();
-    let mut offsets = BTreeMap::new();
-    for commit in commits {
-        for line in std::fs::read_to_string(commit).unwrap().lines() {
-            let action: Value = serde_json::from_str(line).unwrap();
-            if let Some(txn) = action.get("txn") {
-                let app = txn["appId"].as_str().unwrap().to_owned();
-                offsets.insert(app, txn["version"].as_i64().unwrap());
-            }
-        }
-    }
-    offsets
+/// The txn version (the next offset) the table records for each of `app_ids`, as Python's
+/// deltalake reads it.
+fn txn_offsets(shared: &Shared, app_ids: &[&String]) -> BTreeMap<String, i64> {
+    let lake = shared.lake();
+    let mut args = vec!["read_delta.py", lake.as_str()];
+    args.extend(app_ids.iter().map(|id| id.as_str()));
+    let read: Value = serde_json::from_str(&run_python_with(&args, &shared.lake_env())).unwrap();
+    serde_json::from_value(read["txn"].clone()).expect("a txn version for each app id")
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn three_instances_split_the_partitions_and_land_every_event_once() {
-    let shared = Shared::start();
+async fn three_instances_split_the_partitions_and_land_every_event_once_on_disk() {
+    land_every_event_once(Lake::Disk(tempfile::tempdir().unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_split_the_partitions_and_land_every_event_once_on_object_storage() {
+    land_every_event_once(Lake::ObjectStore(Azurite::start())).await;
+}
+
+/// Three instances, 60 000 events, one instance killed and restarted and another stopped and
+/// started while they flow: every event lands once and each partition's txn is its end.
+async fn land_every_event_once(lake: Lake) {
+    let shared = Shared::start(lake);
     let client = reqwest::Client::new();
     // The first creates the topic and the table; the others join them.
     let mut first = shared.instance().await;
@@ -188,13 +206,14 @@ async fn three_instances_split_the_partitions_and_land_every_event_once() {
         })
         .collect();
     assert_eq!(ends.len(), 6, "every partition got events");
-    assert_eq!(txn_offsets(Path::new(&shared.lake())), ends);
+    let app_ids: Vec<&String> = ends.keys().collect();
+    assert_eq!(txn_offsets(&shared, &app_ids), ends);
     assert_eq!(ends.values().sum::<i64>(), EVENTS as i64);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_instance_shows_the_whole_stream() {
-    let shared = Shared::start();
+    let shared = Shared::start(Lake::Disk(tempfile::tempdir().unwrap()));
     let client = reqwest::Client::new();
     let one = shared.instance().await;
     let other = shared.instance().await;

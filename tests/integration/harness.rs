@@ -215,6 +215,63 @@ impl Drop for Server {
     }
 }
 
+/// Azurite, Azure Blob Storage's emulator (npm), on a free port, in memory: a real object
+/// store speaking Azure's REST API, with the conditional writes Delta's commits rely on. Its
+/// container `lake` is made at start.
+pub struct Azurite {
+    child: Child,
+    port: u16,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let port = free_port();
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/servers/node_modules/.bin/azurite-blob");
+        let child = Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (`make test-tools` installs it)", bin.display()));
+        let azurite = Azurite { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Azurite not listening within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        run_python_with(&["azurite_container.py", "lake"], &azurite.env());
+        azurite
+    }
+
+    /// What lakepulse and the Python readers need to reach it: the standard variables of
+    /// object_store's Azure client.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            (
+                "AZURITE_BLOB_STORAGE_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+        ]
+    }
+
+    /// The URL of table `name` in the container.
+    pub fn table(&self, name: &str) -> String {
+        format!("az://lake/{name}")
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// GET `url` as JSON; None when it does not answer or the answer is not JSON.
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
@@ -249,12 +306,18 @@ pub fn python() -> PathBuf {
 }
 
 pub fn run_python(args: &[&str]) -> String {
+    run_python_with(args, &[])
+}
+
+/// As [`run_python`], with `env` added to the script's environment.
+pub fn run_python_with(args: &[&str], env: &[(&str, String)]) -> String {
     let script_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("clients");
     let output = Command::new(python())
         .arg(script_dir.join(args[0]))
         .args(&args[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run python");
     assert!(
