@@ -174,11 +174,16 @@ pub async fn open_for_group(url: &Url, group: &str) -> Result<DeltaTable, LakeEr
 /// Delta's commits are safe only where creating `_delta_log/<version>.json` fails when
 /// another writer created it first. Some S3-compatible servers ignore `If-None-Match` and
 /// overwrite: checked once at start by creating one object twice under the table root (the
-/// leading underscore keeps Delta readers from taking it for data).
+/// leading underscore keeps Delta readers from taking it for data). A local directory needs
+/// no check (the file system's create-new is atomic), and a full disk there must not keep the
+/// server from starting and saying so.
 async fn require_atomic_create(
     store: &dyn deltalake::ObjectStore,
     url: &Url,
 ) -> Result<(), LakeError> {
+    if url.scheme() == "file" {
+        return Ok(());
+    }
     use deltalake::logstore::object_store::{ObjectStoreExt, PutMode, PutPayload};
     let probe = deltalake::Path::from(format!(
         "_lakepulse/create-if-absent-{}-{}",
