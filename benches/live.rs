@@ -467,27 +467,47 @@ async fn scale_out(http: &reqwest::Client) {
 /// beside the same figure on the local disk.
 async fn lake_on_object_storage(http: &reqwest::Client) {
     let azurite = harness::Azurite::start();
-    let table = azurite.table("web-logs");
-    let store = azurite.env();
-    let mut env = vec![("DELTA_LAKE_PATH", table.as_str())];
-    env.extend(store.iter().map(|(k, v)| (*k, v.as_str())));
-    let server = start(&env).await;
+    let server = start(&harness::borrowed(&azurite.lakepulse_env("web-logs"))).await;
     latency(http, &server, 1_000, "table on Azurite").await;
+}
+
+/// `cargo bench --bench live -- scale_out latency` runs the sections whose names contain one of
+/// the words; none runs them all (cargo adds `--bench`, which is not a word).
+fn wanted(section: &str) -> bool {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    words.is_empty() || words.iter().any(|w| section.contains(w.as_str()))
 }
 
 #[tokio::main]
 async fn main() {
     rlimit::increase_nofile_limit(u64::MAX).expect("the open files limit");
     let http = reqwest::Client::new();
-    ingest(&http).await;
-    let server = start(&[]).await;
-    page(&http, &server).await;
-    for rate in [1_000, 10_000, 50_000] {
-        latency(&http, &server, rate, "table on local disk").await;
+    if wanted("ingest") {
+        ingest(&http).await;
     }
-    lake_on_object_storage(&http).await;
-    scale_out(&http).await;
-    for clients in [1_000, 5_000, 10_000] {
-        fan_out(&http, &server, clients).await;
+    if wanted("page") || wanted("latency") || wanted("fan_out") {
+        let server = start(&[]).await;
+        if wanted("page") {
+            page(&http, &server).await;
+        }
+        if wanted("latency") {
+            for rate in [1_000, 10_000, 50_000] {
+                latency(&http, &server, rate, "table on local disk").await;
+            }
+        }
+        if wanted("fan_out") {
+            for clients in [1_000, 5_000, 10_000] {
+                fan_out(&http, &server, clients).await;
+            }
+        }
+    }
+    if wanted("lake_on_object_storage") {
+        lake_on_object_storage(&http).await;
+    }
+    if wanted("scale_out") {
+        scale_out(&http).await;
     }
 }

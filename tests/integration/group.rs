@@ -42,25 +42,23 @@ impl Shared {
         }
     }
 
-    /// What reaching the table takes besides its location.
+    /// What reaching the table takes: its location, and the store's settings.
     fn lake_env(&self) -> Vec<(&'static str, String)> {
         match &self.lake {
-            Lake::Disk(_) => Vec::new(),
-            Lake::ObjectStore(azurite) => azurite.env(),
+            Lake::Disk(_) => vec![("DELTA_LAKE_PATH", self.lake())],
+            Lake::ObjectStore(azurite) => azurite.lakepulse_env("logs"),
         }
     }
 
     /// An instance of the group on the shared broker and table, once it answers.
     async fn instance(&self) -> Server {
-        let lake = self.lake();
-        let store = self.lake_env();
+        let lake_env = self.lake_env();
         let mut env = vec![
             ("KAFKA_BROKERS", self.brokers.as_str()),
-            ("DELTA_LAKE_PATH", lake.as_str()),
             ("KAFKA_TOPIC_PARTITIONS", "6"),
             ("SCALE_OUT", "1"),
         ];
-        env.extend(store.iter().map(|(k, v)| (*k, v.as_str())));
+        env.extend(borrowed(&lake_env));
         let (server, _) = Server::ready(&env).await;
         server
     }
@@ -127,7 +125,7 @@ async fn three_instances_split_the_partitions_and_land_every_event_once_on_objec
     land_every_event_once(Lake::ObjectStore(Azurite::start())).await;
 }
 
-/// Three instances, 60 000 events, one instance killed and restarted and another stopped and
+/// Three instances, 300 000 events, one instance killed and restarted and another stopped and
 /// started while they flow: every event lands once and each partition's txn is its end.
 async fn land_every_event_once(lake: Lake) {
     let shared = Shared::start(lake);
@@ -138,10 +136,10 @@ async fn land_every_event_once(lake: Lake) {
     let third = shared.instance().await;
     split_between(&client, &[&first, &second, &third]).await;
 
-    // 60 000 over 30 s: three debug-built instances, a SQLite broker and the producer share
-    // two cores here; at 300 000 (5 000/s) metadata requests timed out and the test measured
-    // the machine, not lakepulse.
-    const EVENTS: u64 = 60_000;
+    // 300 000 over 150 s: three debug-built instances, a SQLite broker and the producer share
+    // two cores here; at 5 000/s metadata requests timed out and the test measured the
+    // machine, not lakepulse.
+    const EVENTS: u64 = 300_000;
     let mut gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
         .args(["gen", "--count", &EVENTS.to_string(), "--rate", "2000"])
         .env("KAFKA_BROKERS", &shared.brokers)

@@ -224,6 +224,7 @@ pub struct Azurite {
 }
 
 impl Azurite {
+    /// Starts one, and returns once it listens and holds the container.
     pub fn start() -> Azurite {
         let port = free_port();
         let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -231,6 +232,8 @@ impl Azurite {
         let child = Command::new(&bin)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .args(["--inMemoryPersistence", "--silent", "--skipApiVersionCheck"])
+            // Its telemetry tries to reach Azure on every start, and prints failing here.
+            .arg("--disableTelemetry")
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e} (`make test-tools` installs it)", bin.display()));
@@ -263,6 +266,18 @@ impl Azurite {
     pub fn table(&self, name: &str) -> String {
         format!("az://lake/{name}")
     }
+
+    /// The environment of a lakepulse whose table is `name` in the container.
+    pub fn lakepulse_env(&self, name: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![("DELTA_LAKE_PATH", self.table(name))];
+        env.extend(self.env());
+        env
+    }
+}
+
+/// `env` as [`Server::ready`] takes it.
+pub fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 impl Drop for Azurite {

@@ -336,10 +336,7 @@ async fn a_lake_on_object_storage_lands_every_event_once_and_answers_sql_and_oth
     const EVENTS: u64 = 3_000;
     let azurite = Azurite::start();
     let table = azurite.table("web-logs");
-    let store = azurite.env();
-    let mut env = vec![("DELTA_LAKE_PATH", table.as_str())];
-    env.extend(store.iter().map(|(k, v)| (*k, v.as_str())));
-    let (mut server, client) = Server::ready(&env).await;
+    let (mut server, client) = Server::ready(&borrowed(&azurite.lakepulse_env("web-logs"))).await;
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     assert_eq!(health["lake"]["path"], table);
 
@@ -418,7 +415,7 @@ async fn a_lake_on_object_storage_lands_every_event_once_and_answers_sql_and_oth
     let mut args = vec!["read_delta.py", table.as_str()];
     args.extend(app_ids.iter().map(String::as_str));
     let lake: Value =
-        serde_json::from_str(run_python_with(&args, &store).trim()).expect("reader JSON");
+        serde_json::from_str(run_python_with(&args, &azurite.env()).trim()).expect("reader JSON");
     assert_eq!(lake["rows"], EVENTS);
     assert_eq!(lake["distinct_event_ids"], EVENTS);
     let (_, ends) = sql(
