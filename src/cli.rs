@@ -21,6 +21,20 @@ pub struct Cli {
     /// What to run; `serve` when left out.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines are written to stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of the log lines on stderr.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, coloured only on a terminal.
+    #[default]
+    Text,
+    /// For collectors (journald, Vector, Loki): one JSON object per line, with the fields of
+    /// the spans it happened in (an HTTP request's method and route).
+    Json,
 }
 
 /// The subcommands: one binary runs every part.

@@ -2,13 +2,14 @@
 
 use anyhow::Context;
 use clap::Parser;
-use lakepulse::cli::{Cli, Command, ServeArgs};
+use lakepulse::cli::{Cli, Command, LogFormat, ServeArgs};
 use lakepulse::pipeline::Pipeline;
 use lakepulse::server::access::{Access, AllowedHosts, Guard};
 use lakepulse::server::{router, AppState};
 use lakepulse::tools;
 use leptos::prelude::LeptosOptions;
 use std::future::IntoFuture;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -30,14 +31,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let command = match Cli::parse().command {
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        // Colour codes are noise in a file or journald.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    let command = match cli.command {
         Some(command) => command,
         None => Cli::parse_from(["lakepulse", "serve"])
             .command

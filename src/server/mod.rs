@@ -8,17 +8,20 @@ mod sse;
 use crate::app::{shell, App};
 use crate::pipeline::Pipeline;
 use access::Guard;
-use axum::extract::FromRef;
+use axum::extract::{FromRef, MatchedPath, Request};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 
 /// Largest accepted request body (a SQL query is small).
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -73,6 +76,15 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
+        // Outermost but for compression, so refusals by the guard and the body limit are
+        // logged too.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
         // The bundle, ECharts, pages and answers gzipped (a first visit's 2.8 MB became
         // 1.0 MB); never the live stream, which must not wait for a compressor's buffer.
         .layer(CompressionLayer::new())
@@ -84,4 +96,36 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-cache"),
         ))
         .with_state(state)
+}
+
+/// The log target of requests: `RUST_LOG=info,lakepulse::requests=warn` silences them.
+const REQUESTS: &str = "lakepulse::requests";
+
+/// One span per request, named by its route rather than its path, so that lines group by
+/// endpoint and carry no query string (filters a user typed, a login token).
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    tracing::info_span!(
+        target: REQUESTS,
+        "request",
+        method = %request.method(),
+        route,
+        status = tracing::field::Empty,
+    )
+}
+
+/// An access-log line once the response's head is out: an SSE stream is logged when it
+/// starts, not when it ends hours later.
+fn log_response<B>(response: &Response<B>, latency: Duration, span: &tracing::Span) {
+    let status = response.status().as_u16();
+    span.record("status", status);
+    tracing::info!(
+        target: REQUESTS,
+        status,
+        latency_ms = latency.as_secs_f64() * 1e3,
+        "served"
+    );
 }

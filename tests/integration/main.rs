@@ -11,5 +11,6 @@ mod group;
 mod ingest;
 mod lake;
 mod live;
+mod operations;
 mod replay;
 mod sql;
