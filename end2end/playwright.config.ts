@@ -52,6 +52,8 @@ export default defineConfig({
       DATA_DIR: dataDir,
       DEMO: '0',
       COMMIT_INTERVAL_MS: '500',
+      // A line per request would bury what matters in the report (tens of thousands a run).
+      RUST_LOG: 'warn,lakepulse=info,lakepulse::requests=warn',
     },
   },
 });

@@ -84,6 +84,8 @@ test('a result becomes a chart in one click', async ({ page }) => {
   produce(10);
   await page.goto(`/query?sql=${encodeURIComponent('SELECT status, count(*) AS n FROM logs GROUP BY status ORDER BY status')}`);
   await expect(page.getByTestId('sql-result')).toBeVisible();
+  // The result is server-rendered; the button does something once the page has hydrated.
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', '');
   await page.getByTestId('chart-button').click();
   await expect(page.locator('#chart-result canvas')).toHaveCount(1);
   const bars = await page.evaluate(() => {
