@@ -85,33 +85,24 @@ async fn written_here(client: &reqwest::Client, server: &Server) -> BTreeSet<i64
         .collect()
 }
 
-/// Waits until `servers` write all six partitions between them, each some, none twice. On
-/// time out it shows each instance's share and log: the group's decisions are spread over them.
+/// Waits until `servers` write all six partitions between them, each some, none twice.
 async fn split_between(client: &reqwest::Client, servers: &[&Server]) -> Vec<BTreeSet<i64>> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let mut shares = Vec::new();
-        for server in servers {
-            shares.push(written_here(client, server).await);
-        }
-        let all: BTreeSet<i64> = shares.iter().flatten().copied().collect();
-        let total: usize = shares.iter().map(BTreeSet::len).sum();
-        if all.len() == 6 && total == 6 && shares.iter().all(|s| !s.is_empty()) {
-            return shares;
-        }
-        if std::time::Instant::now() > deadline {
-            let logs: Vec<String> = servers
-                .iter()
-                .enumerate()
-                .map(|(i, server)| format!("--- instance {i} ---\n{}", server.log()))
-                .collect();
-            panic!(
-                "the partitions were not split between the instances: {shares:?}\n{}",
-                logs.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_among(
+        Duration::from_secs(180),
+        "the group's partitions split between the instances",
+        servers,
+        || async {
+            let mut shares = Vec::new();
+            for server in servers {
+                shares.push(written_here(client, server).await);
+            }
+            let all: BTreeSet<i64> = shares.iter().flatten().copied().collect();
+            let total: usize = shares.iter().map(BTreeSet::len).sum();
+            let split = all.len() == 6 && total == 6 && shares.iter().all(|s| !s.is_empty());
+            split.then_some(shares)
+        },
+    )
+    .await
 }
 
 /// The txn version (the next offset) the table records for each of `app_ids`, as Python's

@@ -293,7 +293,21 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
 }
 
 /// Polls `probe` until it returns Some or `within` runs out.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, server: &Server, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, server: &Server, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_among(within, what, &[server], probe).await
+}
+
+/// [`eventually`] for what several servers decide between them: a time out shows every log.
+pub async fn eventually_among<T, F, Fut>(
+    within: Duration,
+    what: &str,
+    servers: &[&Server],
+    mut probe: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -304,10 +318,11 @@ where
             return value;
         }
         if Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {what}\n--- server log ---\n{}",
-                server.log()
-            );
+            let logs: Vec<String> = servers
+                .iter()
+                .map(|server| format!("--- server log ({}) ---\n{}", server.url(""), server.log()))
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
