@@ -235,7 +235,7 @@ async fn fan_out(http: &reqwest::Client, server: &Server, clients: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while harness::get_json(http, &server.url("/health"))
         .await
-        .is_none_or(|h| h["sseClients"].as_u64() < Some(clients))
+        .is_none_or(|h| h["clients"].as_u64() < Some(clients))
     {
         assert!(
             Instant::now() < deadline,
@@ -269,7 +269,7 @@ async fn fan_out(http: &reqwest::Client, server: &Server, clients: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while harness::get_json(http, &server.url("/health"))
         .await
-        .is_none_or(|h| h["sseClients"].as_u64() != Some(0))
+        .is_none_or(|h| h["clients"].as_u64() != Some(0))
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(200)).await;

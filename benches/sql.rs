@@ -57,7 +57,7 @@ async fn write_table(path: &Path, rows: u64) {
     std::fs::create_dir_all(path).expect("table dir");
     let url = lake::table_url(path).expect("table url");
     let table = lake::open_for_group(&url, "bench").await.expect("table");
-    let status = Arc::new(RwLock::new(lake::LakeProgress::opened(table.version())));
+    let status = Arc::new(RwLock::new(lake::LakeProgress::opened(&table)));
     // Every generated event decodes: the dead letters' broker is never asked.
     let dead_letters = DeadLetters::new("127.0.0.1:9", "web-logs").expect("a producer");
     // The sink writes all three partitions alone, under one assignment.

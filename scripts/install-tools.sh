@@ -93,8 +93,8 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
-if ! "$VENV/bin/python" -c 'import azure.storage.blob, confluent_kafka, deltalake, kafka, lz4, snappy, zstandard' 2>/dev/null; then
-  say "installing the Python clients (confluent-kafka, kafka-python, deltalake, azure-storage-blob) into $VENV"
+if ! "$VENV/bin/python" -c 'import azure.storage.blob, confluent_kafka, deltalake, kafka, lz4, prometheus_client, snappy, zstandard' 2>/dev/null; then
+  say "installing the Python clients (confluent-kafka, kafka-python, deltalake, azure-storage-blob, prometheus-client) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt
 fi

@@ -5,12 +5,12 @@ use clap::Parser;
 use lakepulse::cli::{Cli, Command, LogFormat, ServeArgs};
 use lakepulse::pipeline::Pipeline;
 use lakepulse::server::access::{Access, AllowedHosts, Guard};
-use lakepulse::server::{router, AppState};
+use lakepulse::server::{router, until_started, AppState};
 use lakepulse::tools;
 use leptos::prelude::LeptosOptions;
 use std::future::IntoFuture;
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
@@ -63,11 +63,30 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
     }
-    let pipeline = Pipeline::start(&config.pipeline())
-        .await
-        .context("starting the pipeline")?;
-    let health = pipeline.health();
     let addr = config.listen_addr();
+    // Bound before the pipeline starts, which can take a minute while a broker comes up: a
+    // probe tells "starting" (503 with `/livez` 200) from "dead" (refused).
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let app = Arc::new(OnceLock::new());
+    let stop = Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let serving = axum::serve(
+        listener,
+        until_started(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stopped.notified().await })
+    .into_future();
+    tokio::pin!(serving);
+    tracing::info!(url = %format!("http://{addr}"), "listening; starting the pipeline");
+    let pipeline_config = config.pipeline();
+    let pipeline = tokio::select! {
+        started = Pipeline::start(&pipeline_config) => started.context("starting the pipeline")?,
+        result = &mut serving => return result.context("serving HTTP"),
+        _ = stop_requested() => return Ok(()),
+    };
+    let health = pipeline.health();
     let leptos_options = LeptosOptions::builder()
         .output_name("lakepulse")
         .site_root(config.site_root.as_str())
@@ -85,7 +104,7 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     if access.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback with no LAKEPULSE_TOKEN: anyone who can reach this port can read the logs and run SQL");
     }
-    let app = router(AppState {
+    let started = app.set(router(AppState {
         leptos_options,
         pipeline: pipeline.clone(),
         guard: Guard {
@@ -96,10 +115,8 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
             },
             access,
         },
-    });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    }));
+    debug_assert!(started.is_ok(), "the app is set once");
     tracing::info!(
         url = %format!("http://{addr}"),
         kafka = %health.kafka.brokers,
@@ -109,13 +126,6 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         demo = health.demo_traffic,
         "lakepulse is up"
     );
-    let stop = Arc::new(Notify::new());
-    let stopped = stop.clone();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopped.notified().await })
-        .into_future();
-    tokio::pin!(serving);
     let failed = tokio::select! {
         result = &mut serving => return result.context("serving HTTP"),
         _ = stop_requested() => None,

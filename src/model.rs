@@ -200,19 +200,84 @@ pub struct Series {
     pub points: Vec<SeriesPoint>,
 }
 
-/// Where the pipeline stands, stage by stage.
+/// Where the pipeline stands, stage by stage. `status`, `topic`, `clients` and
+/// `kafkaConnected` are the seed's fields; the stages' detail sits beside them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    /// "healthy" when every stage is up, "degraded" otherwise.
-    pub status: String,
+    pub status: HealthStatus,
+    /// The topic ingest reads.
+    pub topic: String,
+    /// Live-stream (SSE) clients connected.
+    pub clients: u64,
+    /// Whether the broker answers and ingest reads (every partition, or some of them).
+    pub kafka_connected: bool,
     pub uptime_secs: u64,
     pub kafka: KafkaStatus,
     pub lake: LakeStatus,
     pub demo_traffic: bool,
-    pub sse_clients: u64,
     /// Messages set aside (copied to `kafka.deadLetterTopic`), by reason.
     pub malformed: BTreeMap<String, u64>,
+}
+
+/// The verdict of `GET /health`: `ok` is the seed's word for every stage up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// The server listens; the broker, the topic or the table are still being set up.
+    Starting,
+    /// Every stage up.
+    Ok,
+    /// Serving, with a stage joining its group or some partitions without a leader.
+    Degraded,
+    /// Ingest cannot read or the lake cannot write.
+    Down,
+}
+
+impl HealthStatus {
+    /// The verdict from the stages' states.
+    pub fn of(kafka: StageState, lake: StageState) -> Self {
+        match (kafka, lake) {
+            (StageState::Down, _) | (_, StageState::Down) => HealthStatus::Down,
+            (StageState::Connected, _) => HealthStatus::Ok,
+            _ => HealthStatus::Degraded,
+        }
+    }
+
+    /// Whether a probe should read this as working (HTTP 200) rather than 503.
+    pub fn serving(self) -> bool {
+        matches!(self, HealthStatus::Ok | HealthStatus::Degraded)
+    }
+}
+
+/// Why an instance cannot take its share of the work yet, for `GET /readyz`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "stage")]
+pub enum NotReady {
+    /// The pipeline is still starting.
+    Starting,
+    /// The broker is unreachable, fetches fail, ingest stopped, or the group has not assigned
+    /// partitions yet.
+    Kafka { state: StageState, detail: String },
+    /// The last commit failed or the sink stopped.
+    Lake { state: StageState, detail: String },
+}
+
+impl Health {
+    /// Ready: Kafka reachable with partitions assigned, the lake writable, ingest running.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        match (self.kafka.state, self.lake.state) {
+            (StageState::Down | StageState::Connecting, _) => Err(NotReady::Kafka {
+                state: self.kafka.state,
+                detail: self.kafka.detail.clone(),
+            }),
+            (_, StageState::Down) => Err(NotReady::Lake {
+                state: self.lake.state,
+                detail: self.lake.detail.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,6 +320,9 @@ pub struct LakeStatus {
     pub path: String,
     pub version: Option<u64>,
     pub rows_committed: u64,
+    /// Data files in the table and their bytes, as of the last commit.
+    pub files: Option<u64>,
+    pub bytes: Option<u64>,
     pub last_commit: Option<DateTime<Utc>>,
     /// Seconds since the last commit, as of this report.
     pub last_commit_age_secs: Option<f64>,
@@ -326,8 +394,9 @@ pub struct HistoryEntry {
     pub version: Option<u64>,
     pub at: DateTime<Utc>,
     pub rows: usize,
-    /// Milliseconds.
-    pub execution_time: f64,
+    /// Named `executionTime` in histories written before 2026-12.
+    #[serde(alias = "executionTime")]
+    pub execution_ms: f64,
 }
 
 /// One column of the `logs` table.
@@ -367,8 +436,7 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
     pub row_count: usize,
-    /// Milliseconds.
-    pub execution_time: f64,
+    pub execution_ms: f64,
     /// True when the result had more rows than the row cap and was cut.
     pub truncated: bool,
     /// The table version queried, when not the latest.

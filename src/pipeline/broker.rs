@@ -1,6 +1,7 @@
 //! The Kafka side of the house: the embedded broker (tansu, supervised as a child process
 //! tied to lakepulse's life) when no cluster is configured, and the topic lakepulse reads.
 
+use super::prometheus;
 use super::AbortOnDrop;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -236,6 +237,7 @@ async fn supervise(
             }
             match spawn_tansu(&tansu, &address, &data_dir) {
                 Ok(restarted) => {
+                    ::metrics::counter!(prometheus::BROKER_RESTARTS).increment(1);
                     child = restarted;
                     started = std::time::Instant::now();
                     break;

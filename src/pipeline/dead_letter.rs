@@ -5,6 +5,8 @@
 //! is never lost).
 
 use crate::pipeline::decode::DecodeError;
+use crate::pipeline::prometheus;
+use ::metrics::counter;
 use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -151,8 +153,11 @@ impl DeadLetters {
             }
         }))
         .await;
+        let sent = outcomes.len();
         let failed: Vec<(DeadLetter, KafkaError)> =
             outcomes.into_iter().filter_map(Result::err).collect();
+        counter!(prometheus::DEAD_LETTERS_SENT).increment((sent - failed.len()) as u64);
+        counter!(prometheus::DEAD_LETTERS_FAILED).increment(failed.len() as u64);
         let Some((_, error)) = failed.first() else {
             return Ok(());
         };

@@ -12,6 +12,7 @@ use crate::pipeline::decode::{decode_message, within_clock};
 use crate::pipeline::fault;
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
+use crate::pipeline::prometheus;
 use crate::pipeline::task::panic_message;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -263,6 +264,7 @@ pub async fn run<C: ConsumerContext + 'static>(
     let unassignable = unassignable(lake.as_ref());
     tokio::pin!(unassignable);
     let mut sequences = Sequences::default();
+    let consumed_messages = ::metrics::counter!(prometheus::MESSAGES_CONSUMED);
     loop {
         let received = tokio::select! {
             received = messages.next() => received,
@@ -313,6 +315,7 @@ pub async fn run<C: ConsumerContext + 'static>(
         }
         let value = message.payload().unwrap_or_default();
         if for_live {
+            consumed_messages.increment(1);
             live.record_bytes(value.len());
         }
         let produced_at = message

@@ -6,6 +6,7 @@ use crate::model::{LogEvent, StageState};
 use crate::pipeline::consumer_group::Ownership;
 use crate::pipeline::dead_letter::{DeadLetter, DeadLetters, Undelivered};
 use crate::pipeline::fault;
+use crate::pipeline::prometheus;
 use crate::pipeline::task::panic_message;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
@@ -27,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -252,6 +253,8 @@ pub struct LakeProgress {
     pub version: Option<u64>,
     /// Rows committed since start.
     pub rows_committed: u64,
+    /// Data files and their bytes in the table, as of the last commit or the opening.
+    pub files: Option<TableFiles>,
     /// When the last commit landed.
     pub last_commit: Option<DateTime<Utc>>,
     /// How long the last commit's slowest event took from its producer to SQL, in ms.
@@ -260,12 +263,34 @@ pub struct LakeProgress {
     pub maintenance: Maintenance,
 }
 
+/// How many data files a table version has, and their size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TableFiles {
+    /// Data files.
+    pub count: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl TableFiles {
+    /// The files of `table`'s loaded version; None before its first version.
+    pub fn of(table: &DeltaTable) -> Option<Self> {
+        let snapshot = table.snapshot().ok()?;
+        let files = snapshot.log_data();
+        Some(TableFiles {
+            count: files.num_files() as u64,
+            bytes: files.iter().map(|file| file.size().max(0) as u64).sum(),
+        })
+    }
+}
+
 impl LakeProgress {
-    /// Nothing done yet on a table opened at `version`.
-    pub fn opened(version: Option<u64>) -> Self {
+    /// Nothing done yet on `table` as opened.
+    pub fn opened(table: &DeltaTable) -> Self {
         LakeProgress {
             activity: LakeActivity::WaitingForEvents,
-            version,
+            version: table.version(),
+            files: TableFiles::of(table),
             rows_committed: 0,
             last_commit: None,
             freshness_ms: None,
@@ -766,7 +791,7 @@ impl LakeSink {
         let (group, topic) = (self.group.clone(), self.topic.clone());
         let dead_letters = self.dead_letters.clone();
         let isolate = self.isolate;
-        async move {
+        let writing = async move {
             if let Err(Undelivered { letters, error }) = dead_letters.deliver(letters).await {
                 return Written {
                     rows,
@@ -798,6 +823,18 @@ impl LakeSink {
                 next_offsets,
                 outcome: outcome.map(Some),
             }
+        };
+        async move {
+            let started = Instant::now();
+            let written = writing.await;
+            let outcome = if written.outcome.is_ok() {
+                "ok"
+            } else {
+                "failed"
+            };
+            ::metrics::histogram!(prometheus::COMMIT_SECONDS, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+            written
         }
     }
 
@@ -822,6 +859,7 @@ impl LakeSink {
                 progress.activity = LakeActivity::Committed { rows: committed };
                 progress.version = self.table.version();
                 progress.rows_committed += committed;
+                progress.files = TableFiles::of(&self.table);
                 progress.last_commit = Some(visible_at);
                 progress.freshness_ms = freshness_ms;
                 true
@@ -1152,7 +1190,7 @@ mod tests {
         let url = table_url(&dir.path().join("web-logs")).unwrap();
         let table = open_for_group(&url, "g").await.unwrap();
         assert_eq!(table.version(), Some(0));
-        let status = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
+        let status = Arc::new(RwLock::new(LakeProgress::opened(&table)));
         let told = Arc::new(Mutex::new(Vec::new()));
         let told_by_sink = told.clone();
         let sink = LakeSink::new(
@@ -1265,7 +1303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = table_url(&dir.path().join("web-logs")).unwrap();
         let mut table = open_for_group(&url, "g").await.unwrap();
-        let status = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
+        let status = Arc::new(RwLock::new(LakeProgress::opened(&table)));
         // Three commits, three small files.
         for offset in 0..3 {
             let mut sink = LakeSink::new(
@@ -1356,7 +1394,7 @@ mod tests {
         ownership: Arc<Ownership>,
         offsets: std::ops::Range<i64>,
     ) -> LakeSink {
-        let progress = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
+        let progress = Arc::new(RwLock::new(LakeProgress::opened(&table)));
         let mut sink = LakeSink::new(
             table,
             "g",

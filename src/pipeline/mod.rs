@@ -26,6 +26,8 @@ pub mod live;
 #[cfg(feature = "analytics")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
+pub mod prometheus;
+#[cfg(feature = "ssr")]
 pub mod query;
 #[cfg(feature = "ssr")]
 mod task;

@@ -10,13 +10,14 @@ use super::ingest::{self, IngestError, IngestStop, KafkaLink, ToLake};
 use super::lake::{self, LakeActivity, LakeError, LakeProgress, LakeSink, SinkStop};
 use super::live::{Live, LiveFull, Logged, SseClientGuard, SseFrame};
 use super::metrics::SeriesMetric;
+use super::prometheus;
 use super::query::{Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
 use super::task::supervise;
 use super::AbortOnDrop;
 use crate::model::{
-    sse, Anomaly, Health, HistoryEntry, KafkaStatus, LakeStatus, LiveEvent, LogFilter,
-    MetricsSnapshot, QueryRequest, QueryResult, Series, StageState, TableVersion, Window,
-    WorkbenchInfo,
+    sse, Anomaly, Health, HealthStatus, HistoryEntry, KafkaStatus, LakeStatus, LiveEvent,
+    LogFilter, MetricsSnapshot, QueryRequest, QueryResult, Series, StageState, TableVersion,
+    Window, WorkbenchInfo,
 };
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -113,6 +114,7 @@ impl Pipeline {
     /// and resumes each partition it is assigned where the table's offsets say.
     pub async fn start(config: &PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         let started = Instant::now();
+        prometheus::install();
         let topic = config.topic.clone();
         let broker = match &config.kafka {
             KafkaSource::Embedded { port } => Some(
@@ -169,7 +171,7 @@ impl Pipeline {
             group_id: config.group_id.clone(),
         };
         let link = Arc::new(RwLock::new(link));
-        let lake_progress = Arc::new(RwLock::new(LakeProgress::opened(table.version())));
+        let lake_progress = Arc::new(RwLock::new(LakeProgress::opened(&table)));
 
         let live = Arc::new(Live::new(RECENT_LOG_CAPACITY));
         let (to_lake, lake_input) = tokio::sync::mpsc::channel(LAKE_CHANNEL_CAPACITY);
@@ -326,6 +328,8 @@ impl Pipeline {
             path: self.lake_path.clone(),
             version: lake.version,
             rows_committed: lake.rows_committed,
+            files: lake.files.map(|files| files.count),
+            bytes: lake.files.map(|files| files.bytes),
             last_commit: lake.last_commit,
             last_commit_age_secs: lake
                 .last_commit
@@ -335,16 +339,27 @@ impl Pipeline {
             maintenance: lake.maintenance.to_string(),
             detail: lake.activity.to_string(),
         };
-        let healthy = kafka.state == StageState::Connected && lake.state != StageState::Down;
         Health {
-            status: if healthy { "healthy" } else { "degraded" }.to_owned(),
+            status: HealthStatus::of(kafka.state, lake.state),
+            topic: self.kafka.topic.clone(),
+            clients: self.live.sse_clients(),
+            kafka_connected: matches!(kafka.state, StageState::Connected | StageState::Partial),
             uptime_secs: self.started.elapsed().as_secs(),
             kafka,
             lake,
             demo_traffic: self.demo_traffic,
-            sse_clients: self.live.sse_clients(),
             malformed: self.live.malformed(),
         }
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub fn prometheus(&self) -> String {
+        let open = self
+            .anomalies()
+            .iter()
+            .filter(|a| a.ended.is_none())
+            .count();
+        prometheus::render(&self.health(), &self.metrics(Window::default()), open)
     }
 
     /// The live metrics, with breakdowns for `window`.
@@ -426,13 +441,19 @@ impl Pipeline {
 
     /// Runs a query and, when it succeeds, keeps it in the history.
     pub async fn run_query(&self, request: &QueryRequest) -> Result<QueryResult, QueryError> {
-        let result = self.query.run(request).await?;
+        let started = Instant::now();
+        let answered = self.query.run(request).await;
+        let outcome = answered.as_ref().map_or_else(QueryError::kind, |_| "ok");
+        ::metrics::counter!(prometheus::QUERIES, "outcome" => outcome).increment(1);
+        ::metrics::histogram!(prometheus::QUERY_SECONDS, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        let result = answered?;
         self.history.record(HistoryEntry {
             sql: request.query.trim().to_owned(),
             version: request.version,
             at: chrono::Utc::now(),
             rows: result.row_count,
-            execution_time: result.execution_time,
+            execution_ms: result.execution_ms,
         });
         Ok(result)
     }

@@ -21,7 +21,14 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 const COOKIE: &str = "lakepulse_session";
-const OPEN_PATHS: &[&str] = &["/health", "/login", "/favicon.svg", "/echarts.min.js"];
+const OPEN_PATHS: &[&str] = &[
+    "/health",
+    "/livez",
+    "/readyz",
+    "/login",
+    "/favicon.svg",
+    "/echarts.min.js",
+];
 /// How long a sign-in lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Sessions kept at most; past it the oldest ends.

@@ -16,8 +16,9 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_a_file.with_state(state.clone()));
     Router::new()
         .route("/health", get(rest::health))
+        .route("/livez", get(rest::livez))
+        .route("/readyz", get(rest::readyz))
+        .route("/metrics", get(rest::prometheus))
         .route("/api/metrics", get(rest::metrics))
         .route("/api/series", get(rest::series))
         .route("/api/anomalies", get(rest::anomalies))
@@ -96,6 +100,24 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-cache"),
         ))
         .with_state(state)
+}
+
+/// What `main` serves from the moment it binds, before the pipeline has started (which can
+/// take a minute while a broker comes up): `/livez` answers, everything else is 503
+/// "starting" until `app` is set, then every request goes to it.
+pub fn until_started(app: Arc<OnceLock<Router>>) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let app = app.get().cloned();
+        async move {
+            match app {
+                Some(app) => match app.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                None => rest::starting(request).await,
+            }
+        }
+    })
 }
 
 /// The log target of requests: `RUST_LOG=info,lakepulse::requests=warn` silences them.

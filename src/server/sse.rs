@@ -5,6 +5,7 @@
 
 use crate::model::{sse, LogFilter};
 use crate::pipeline::live::{json_message, log_message, sse_message, SseFrame};
+use crate::pipeline::prometheus;
 use crate::pipeline::Pipeline;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -68,10 +69,13 @@ pub(super) async fn events(
         futures::future::ready(match received {
             Ok(SseFrame::Message(message)) => Some(message),
             Ok(SseFrame::Logs(batch)) => wants_logs.then(|| batch.message_for(&filter)).flatten(),
-            Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(message(
-                sse::LAGGED,
-                &serde_json::json!({ "skippedFrames": skipped }),
-            )),
+            Err(BroadcastStreamRecvError::Lagged(skipped)) => Some({
+                metrics::counter!(prometheus::SSE_FRAMES_DROPPED).increment(skipped);
+                message(
+                    sse::LAGGED,
+                    &serde_json::json!({ "skippedFrames": skipped }),
+                )
+            }),
         })
     });
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);

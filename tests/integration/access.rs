@@ -49,11 +49,8 @@ async fn with_a_token_set_pages_and_apis_need_it_and_health_says_only_its_verdic
         .build()
         .unwrap();
     // Open to probes, but the paths, brokers and errors only with the token.
-    let health: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-        get_json(&client, &server.url("/health")).await
-    })
-    .await;
-    assert_eq!(health, json!({ "status": "healthy" }));
+    let health: Value = started(&client, &server, Duration::from_secs(120), "/health").await;
+    assert_eq!(health, json!({ "status": "ok" }));
     let detail: Value = client
         .get(server.url("/health"))
         .bearer_auth(TOKEN)

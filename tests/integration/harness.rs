@@ -81,10 +81,7 @@ impl Server {
     pub async fn ready(env: &[(&str, &str)]) -> (Server, reqwest::Client) {
         let server = Server::start_with(env);
         let client = reqwest::Client::new();
-        let _: Value = eventually(Duration::from_secs(120), "/health", &server, || async {
-            get_json(&client, &server.url("/health")).await
-        })
-        .await;
+        let _: Value = started(&client, &server, Duration::from_secs(120), "/health").await;
         (server, client)
     }
 
@@ -290,6 +287,22 @@ impl Drop for Azurite {
 /// GET `url` as JSON; None when it does not answer or the answer is not JSON.
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// Waits until lakepulse has started its pipeline (it serves `/health` from the moment it
+/// binds, as "starting") and returns the first `/health` past that.
+pub async fn started(
+    client: &reqwest::Client,
+    server: &Server,
+    within: Duration,
+    what: &str,
+) -> Value {
+    eventually(within, what, server, || async {
+        get_json(client, &server.url("/health"))
+            .await
+            .filter(|health| health["status"] != "starting")
+    })
+    .await
 }
 
 /// Polls `probe` until it returns Some or `within` runs out.

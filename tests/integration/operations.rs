@@ -1,7 +1,8 @@
-//! What an operator reads: the server's own log lines.
+//! What an operator and the seed's clients rely on: the server's own log lines, the probes,
+//! the Prometheus exposition, and the seed's API shapes.
 
 use super::harness::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[tokio::test]
@@ -59,4 +60,249 @@ async fn json_logs_carry_every_request_with_its_route_status_and_latency() {
     assert!(!server.log().contains("secret-filter"));
     // The first lines, written before any request, are JSON as well (the parse above).
     assert!(server.log().contains("lakepulse is up"));
+}
+
+#[tokio::test]
+async fn probes_tell_starting_from_ready_from_down_and_health_answers_503_when_down() {
+    // No broker yet: lakepulse binds at once and waits for one.
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let server = Server::start_with(&[("KAFKA_BROKERS", brokers.as_str()), ("DEMO", "0")]);
+    let client = reqwest::Client::new();
+    let answer = |path: &'static str| {
+        let (client, url) = (client.clone(), server.url(path));
+        async move {
+            let response = client.get(url).send().await.ok()?;
+            let status = response.status().as_u16();
+            Some((status, response.json::<Value>().await.ok()?))
+        }
+    };
+    let (status, live) = eventually(Duration::from_secs(30), "/livez", &server, || {
+        answer("/livez")
+    })
+    .await;
+    assert_eq!((status, &live["status"]), (200, &json!("live")));
+    assert_eq!(
+        answer("/health").await,
+        Some((503, json!({ "status": "starting" })))
+    );
+    let (status, ready) = answer("/readyz").await.expect("/readyz");
+    assert_eq!(status, 503);
+    assert_eq!(ready["reason"]["stage"], "starting", "{ready}");
+    let page = client
+        .get(server.url("/"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    assert_eq!(page.headers()["retry-after"], "1");
+    assert!(page.text().await.unwrap().contains("lakepulse is starting"));
+
+    let mut broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let ready = eventually(Duration::from_secs(120), "/readyz 200", &server, || async {
+        answer("/readyz").await.filter(|(status, _)| *status == 200)
+    })
+    .await;
+    assert_eq!(ready.1, json!({ "status": "ready" }));
+    let (status, health) = answer("/health").await.expect("/health");
+    assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
+
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    let (status, health) = eventually(
+        Duration::from_secs(60),
+        "/health 503 with the broker gone",
+        &server,
+        || async { answer("/health").await.filter(|(status, _)| *status == 503) },
+    )
+    .await;
+    assert_eq!(health["status"], "down", "{health}");
+    assert_eq!(health["kafkaConnected"], false, "{health}");
+    assert_eq!(status, 503);
+    let (status, ready) = answer("/readyz").await.expect("/readyz");
+    assert_eq!(
+        (status, &ready["reason"]["stage"]),
+        (503, &json!("kafka")),
+        "{ready}"
+    );
+    // Alive all along: a liveness probe must not restart a process that waits for its broker.
+    assert_eq!(answer("/livez").await.map(|(status, _)| status), Some(200));
+}
+
+#[tokio::test]
+async fn the_seeds_requests_get_the_seeds_fields() {
+    let (server, client) = Server::ready(&[("DEMO", "0")]).await;
+    produce_with_rdkafka(&server.brokers(), &numbered_events("seed", 0..20)).await;
+    metrics_counting(&server, &client, "", 20).await;
+
+    // GET /health: {"status": "ok", "topic", "clients", "kafkaConnected", "metrics"}.
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["topic"], "web-logs");
+    assert!(health["clients"].is_u64(), "{health}");
+    assert_eq!(health["kafkaConnected"], true);
+    assert_eq!(health["metrics"]["totalRequests"], 20, "{health}");
+
+    // GET /api/metrics: the seed's metric names and types.
+    let metrics: Value = get_json(&client, &server.url("/api/metrics"))
+        .await
+        .unwrap();
+    for number in [
+        "eventsPerSec",
+        "errorRate",
+        "avgResponseTime",
+        "activeSessions",
+        "dataProcessed",
+        "totalRequests",
+        "totalErrors",
+    ] {
+        assert!(metrics[number].is_number(), "{number} in {metrics}");
+    }
+    let last_update = metrics["lastUpdate"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(last_update).is_ok(),
+        "{last_update}"
+    );
+
+    // POST /api/query {"query": "..."}: {"results": [{...row as object...}], "executionTime": "1.76s"}.
+    let answer = eventually(Duration::from_secs(60), "the rows in the lake", &server, || async {
+        let (status, answer) = sql(
+            &client,
+            &server,
+            "SELECT endpoint, status FROM delta_lake.logs WHERE endpoint LIKE '/seed/%' ORDER BY endpoint LIMIT 3",
+        )
+        .await;
+        (status == 200 && answer["results"].as_array()?.len() == 3).then_some(answer)
+    })
+    .await;
+    assert_eq!(
+        answer["results"][0],
+        json!({ "endpoint": "/seed/0", "status": 200 }),
+        "{answer}"
+    );
+    let time = answer["executionTime"]
+        .as_str()
+        .expect("executionTime as text");
+    let seconds = time.strip_suffix('s').expect("in seconds");
+    assert!(
+        seconds.parse::<f64>().is_ok() && seconds.split('.').nth(1).map(str::len) == Some(2),
+        "{time}"
+    );
+    // Ours beside the seed's: the columns in order, rows as arrays.
+    assert_eq!(answer["columns"], json!(["endpoint", "status"]));
+    assert_eq!(answer["rows"][0], json!(["/seed/0", 200]));
+
+    // GET /api/logs?limit&level&source&endpoint and GET /api/anomalies.
+    let logs: Value = get_json(&client, &server.url("/api/logs?limit=5&endpoint=/seed/7"))
+        .await
+        .unwrap();
+    assert_eq!(logs.as_array().map(Vec::len), Some(1), "{logs}");
+    assert_eq!(logs[0]["endpoint"], "/seed/7");
+    let anomalies: Value = get_json(&client, &server.url("/api/anomalies"))
+        .await
+        .unwrap();
+    assert!(anomalies.is_array());
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_parse_and_count_what_happened() {
+    let (server, client) = Server::ready(&[("DEMO", "0")]).await;
+    let mut messages = numbered_events("prom", 0..40);
+    messages.push(b"{not json".to_vec());
+    produce_with_rdkafka(&server.brokers(), &messages).await;
+    metrics_counting(&server, &client, "", 40).await;
+    eventually(
+        Duration::from_secs(60),
+        "the rows in the lake",
+        &server,
+        || async {
+            let health: Value = get_json(&client, &server.url("/health")).await?;
+            (health["lake"]["rowsCommitted"] == 40).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        sql(&client, &server, "SELECT count(*) FROM logs").await.0,
+        200
+    );
+    assert_eq!(sql(&client, &server, "SELEC nonsense").await.0, 400);
+
+    let scraped = run_python(&["scrape_prometheus.py", &server.url("/metrics")]);
+    let families: Value = serde_json::from_str(&scraped).expect("the parser's JSON");
+    let value = |family: &str, labels: Value| -> f64 {
+        let samples = families[family]["samples"].as_array().unwrap_or_else(|| {
+            panic!(
+                "no {family} in the scrape: {}",
+                families
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        let sample = samples
+            .iter()
+            .find(|s| {
+                labels
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| &s["labels"][k] == v)
+            })
+            .unwrap_or_else(|| panic!("no {family} sample labelled {labels}: {samples:?}"));
+        sample["value"].as_f64().unwrap()
+    };
+    // prometheus_client names a counter's family without `_total`.
+    assert_eq!(families["lakepulse_messages_consumed"]["type"], "counter");
+    assert_eq!(value("lakepulse_messages_consumed", json!({})), 41.0);
+    assert_eq!(value("lakepulse_events_decoded", json!({})), 40.0);
+    assert_eq!(
+        value(
+            "lakepulse_messages_malformed",
+            json!({ "reason": "invalid_json" })
+        ),
+        1.0
+    );
+    assert_eq!(value("lakepulse_dead_letters_sent", json!({})), 1.0);
+    assert_eq!(value("lakepulse_lake_rows_committed", json!({})), 40.0);
+    assert_eq!(value("lakepulse_queries", json!({ "outcome": "ok" })), 1.0);
+    assert_eq!(
+        value("lakepulse_queries", json!({ "outcome": "sql_error" })),
+        1.0
+    );
+    assert_eq!(
+        families["lakepulse_query_duration_seconds"]["type"],
+        "histogram"
+    );
+    assert_eq!(
+        value(
+            "lakepulse_query_duration_seconds",
+            json!({ "outcome": "ok", "le": "+Inf" })
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            "lakepulse_lake_commit_duration_seconds",
+            json!({ "outcome": "ok", "le": "+Inf" })
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            "lakepulse_consumer_lag_messages",
+            json!({ "partition": "0" })
+        ),
+        0.0
+    );
+    assert!(value("lakepulse_lake_table_version", json!({})) >= 1.0);
+    assert!(value("lakepulse_lake_table_files", json!({})) >= 1.0);
+    assert!(value("lakepulse_lake_table_bytes", json!({})) > 0.0);
+    assert_eq!(value("lakepulse_kafka_up", json!({})), 1.0);
+    assert_eq!(value("lakepulse_ready", json!({})), 1.0);
+    assert_eq!(value("lakepulse_sse_clients", json!({})), 0.0);
+    assert_eq!(value("lakepulse_anomalies_open", json!({})), 0.0);
 }

@@ -9,7 +9,7 @@ pub fn ResultTable(result: QueryResult) -> impl IntoView {
     let summary = format!(
         "{} rows in {}{}",
         result.row_count,
-        format::millis(result.execution_time),
+        format::millis(result.execution_ms),
         if result.truncated { " (truncated)" } else { "" }
     );
     view! {

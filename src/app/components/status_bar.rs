@@ -60,7 +60,7 @@ pub fn StatusBar(signals: LiveSignals) -> impl IntoView {
         format!(
             "{} Live stream {text} · {} viewers{back}",
             state.icon(),
-            health.get().sse_clients
+            health.get().clients
         )
     };
     view! {

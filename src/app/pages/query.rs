@@ -206,7 +206,7 @@ fn Sidebar(info: WorkbenchInfo) -> impl IntoView {
                         "{} · {} rows · {}",
                         entry.at.format("%H:%M:%S"),
                         entry.rows,
-                        format::millis(entry.execution_time)
+                        format::millis(entry.execution_ms)
                     );
                     view! {
                         <li>

@@ -97,6 +97,21 @@ impl QueryError {
             QueryError::Table(_) | QueryError::Failed(_) | QueryError::Export(..) => false,
         }
     }
+
+    /// The outcome label of the queries metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QueryError::Empty => "empty",
+            QueryError::Sql(_) => "sql_error",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Cancelled => "cancelled",
+            QueryError::NoSuchVersion(_) => "no_such_version",
+            QueryError::Table(_) => "table_error",
+            QueryError::Busy(_) => "busy",
+            QueryError::Failed(_) => "failed",
+            QueryError::Export(..) => "export_error",
+        }
+    }
 }
 
 impl From<DataFusionError> for QueryError {
@@ -268,7 +283,7 @@ impl QueryEngine {
         result.truncated = cut_by_bytes || result.rows.len() > self.max_rows;
         result.rows.truncate(self.max_rows);
         result.row_count = result.rows.len();
-        result.execution_time = started.elapsed().as_secs_f64() * 1000.0;
+        result.execution_ms = started.elapsed().as_secs_f64() * 1000.0;
         result.version = version;
         Ok(result)
     }
@@ -668,7 +683,7 @@ fn to_result(columns: Vec<String>, json: Vec<u8>) -> Result<QueryResult, QueryEr
         row_count: rows.len(),
         columns,
         rows,
-        execution_time: 0.0,
+        execution_ms: 0.0,
         truncated: false,
         version: None,
     })
@@ -900,7 +915,7 @@ mod tests {
             version: None,
             at: chrono::Utc::now(),
             rows: 1,
-            execution_time: 2.0,
+            execution_ms: 2.0,
         };
         let history = QueryHistory::open(path.clone());
         history.record(entry("SELECT 1"));
@@ -927,7 +942,7 @@ mod tests {
                 vec!["/ok".into(), serde_json::Value::Null],
             ],
             row_count: 3,
-            execution_time: 0.0,
+            execution_ms: 0.0,
             truncated: false,
             version: None,
         };
