@@ -41,7 +41,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume the topic, serve the dashboard, land events in Delta, answer SQL (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Produce realistic web-log events to the topic over the Kafka protocol.
     Gen(GenArgs),
     /// Publish a real access log (plain or .gz) into the topic, keeping its event times.
@@ -143,6 +143,11 @@ pub struct ServeArgs {
     /// Seconds between compactions, vacuums and checkpoints of the lake.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     lake_maintenance_secs: u64,
+    /// Rows older than this (`30d`, `12w`; by event date, a whole day at a time) are deleted
+    /// at each maintenance; their files go at the vacuum after the table's file retention
+    /// (7 days), so time travel reaches them until then. Unset keeps every row.
+    #[arg(long, env = "RETENTION", value_parser = humantime::parse_duration)]
+    retention: Option<Duration>,
     /// The embedded broker's executable.
     #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
     tansu_bin: PathBuf,
@@ -197,6 +202,7 @@ impl ServeArgs {
             query_concurrency: self.query_concurrency,
             max_sse_clients: self.max_sse_clients,
             lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
+            retention: self.retention,
         }
     }
 }

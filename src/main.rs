@@ -50,7 +50,7 @@ async fn run() -> anyhow::Result<()> {
             .context("`serve` is a subcommand")?,
     };
     match command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(*config).await,
         Command::Gen(config) => tools::gen::run(config).await,
         Command::Replay(config) => tools::replay::run(config).await,
     }

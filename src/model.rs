@@ -320,9 +320,11 @@ pub struct LakeStatus {
     pub path: String,
     pub version: Option<u64>,
     pub rows_committed: u64,
-    /// Data files in the table and their bytes, as of the last commit.
+    /// Data files in the table and their bytes, as of the last commit or maintenance.
     pub files: Option<u64>,
     pub bytes: Option<u64>,
+    /// The earliest event date the table holds (see `RETENTION`).
+    pub oldest_date: Option<chrono::NaiveDate>,
     pub last_commit: Option<DateTime<Utc>>,
     /// Seconds since the last commit, as of this report.
     pub last_commit_age_secs: Option<f64>,

@@ -65,4 +65,6 @@ pub struct PipelineConfig {
     pub max_sse_clients: u64,
     /// Time between compactions, vacuums and checkpoints of the lake.
     pub lake_maintenance_every: Duration,
+    /// Days of events the table keeps (by event date); None keeps every row.
+    pub retention: Option<Duration>,
 }

@@ -16,6 +16,8 @@ use deltalake::arrow::array::{
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::checkpoints;
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::prelude::{col, lit};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
@@ -263,13 +265,15 @@ pub struct LakeProgress {
     pub maintenance: Maintenance,
 }
 
-/// How many data files a table version has, and their size.
+/// How many data files a table version has, their size, and the oldest day they hold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TableFiles {
     /// Data files.
     pub count: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// The earliest `event_date` partition; None for an empty table.
+    pub oldest_date: Option<NaiveDate>,
 }
 
 impl TableFiles {
@@ -280,6 +284,11 @@ impl TableFiles {
         Some(TableFiles {
             count: files.num_files() as u64,
             bytes: files.iter().map(|file| file.size().max(0) as u64).sum(),
+            oldest_date: files
+                .iter()
+                .filter_map(|file| file.partition_values_map().remove(PARTITION_COLUMN)?)
+                .filter_map(|day| day.parse::<NaiveDate>().ok())
+                .min(),
         })
     }
 }
@@ -404,6 +413,8 @@ impl std::fmt::Display for Maintenance {
 /// What one compaction, vacuum and checkpoint did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MaintenanceSummary {
+    /// What retention removed, when one is set.
+    pub expired: Option<Expired>,
     /// Small files compacted away.
     pub files_removed: u64,
     /// Files they became.
@@ -414,8 +425,20 @@ pub struct MaintenanceSummary {
     pub checkpoint_version: u64,
 }
 
+/// The days a retention removed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expired {
+    /// Rows of earlier days were deleted.
+    pub keep_from: NaiveDate,
+    /// Files they were in.
+    pub files: usize,
+}
+
 impl std::fmt::Display for MaintenanceSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(Expired { keep_from, files }) = self.expired {
+            write!(f, "removed {files} files of days before {keep_from}, ")?;
+        }
         write!(
             f,
             "compacted {} files into {}, vacuumed {}, checkpoint at v{}",
@@ -466,7 +489,6 @@ fn rows_to_batch(
     rows: &[Row],
     ingested_at_micros: i64,
 ) -> Result<RecordBatch, ArrowError> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
     let strings = |f: &dyn Fn(&LogEvent) -> Option<&str>| -> ArrayRef {
         Arc::new(rows.iter().map(|r| f(&r.event)).collect::<StringArray>())
     };
@@ -491,9 +513,10 @@ fn rows_to_batch(
         ),
         (
             PARTITION_COLUMN,
-            Arc::new(Date32Array::from_iter_values(rows.iter().map(
-                |Row { event: e, .. }| (e.timestamp.date_naive() - epoch).num_days() as i32,
-            ))),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter()
+                    .map(|Row { event: e, .. }| date32(e.timestamp.date_naive())),
+            )),
             false,
         ),
         ("level", strings(&|e| Some(e.level.as_str())), false),
@@ -558,14 +581,15 @@ fn rows_to_batch(
 /// compactions of several do not conflict.
 const MAINTAINER_PARTITION: i32 = 0;
 
-/// Compacts small files, vacuums files no longer referenced (past the table's retention,
-/// 7 days by default) and writes a checkpoint, every `every`, off the ingest path: appends
-/// made meanwhile are blind appends, which Delta lets through alongside a compaction. Only the
-/// instance that writes partition 0 does.
+/// Deletes the days past `retention` (when set), compacts small files, vacuums files no
+/// longer referenced (past the table's retention, 7 days by default) and writes a checkpoint,
+/// every `every`, off the ingest path: appends made meanwhile are blind appends, which Delta
+/// lets through alongside a compaction. Only the instance that writes partition 0 does.
 pub async fn maintain(
     url: Url,
     progress: Arc<RwLock<LakeProgress>>,
     every: Duration,
+    retention: Option<Duration>,
     ownership: Arc<Ownership>,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -579,10 +603,13 @@ pub async fn maintain(
                 .maintenance = Maintenance::ByAnotherInstance;
             continue;
         }
-        let outcome = maintain_once(&url).await;
+        let outcome = maintain_once(&url, retention).await;
         let at = Utc::now();
         let maintenance = match outcome {
-            Ok(summary) => Maintenance::Done { at, summary },
+            Ok((summary, files)) => {
+                progress.write().unwrap_or_else(|e| e.into_inner()).files = files;
+                Maintenance::Done { at, summary }
+            }
             Err(error) => {
                 tracing::error!(%error, "lake maintenance failed");
                 Maintenance::Failed {
@@ -598,20 +625,52 @@ pub async fn maintain(
     }
 }
 
-/// Compacts, vacuums and checkpoints the table at `url` once.
-pub async fn maintain_once(url: &Url) -> Result<MaintenanceSummary, LakeError> {
-    let table = deltalake::open_table(url.clone()).await?;
+/// Deletes the days past `retention`, compacts, vacuums and checkpoints the table at `url`
+/// once; returns what it did and the table's files after.
+pub async fn maintain_once(
+    url: &Url,
+    retention: Option<Duration>,
+) -> Result<(MaintenanceSummary, Option<TableFiles>), LakeError> {
+    let mut table = deltalake::open_table(url.clone()).await?;
+    let mut expired = None;
+    if let Some(keep_from) = retention.and_then(first_day_kept) {
+        let (pruned, deleted) = table
+            .delete()
+            .with_predicate(
+                col(PARTITION_COLUMN).lt(lit(ScalarValue::Date32(Some(date32(keep_from))))),
+            )
+            .await?;
+        table = pruned;
+        expired = Some(Expired {
+            keep_from,
+            files: deleted.num_removed_files,
+        });
+    }
     let (table, compaction) = table.optimize().with_type(OptimizeType::Compact).await?;
     let (table, vacuum) = table.vacuum().await?;
     checkpoints::create_checkpoint(&table, None).await?;
     let summary = MaintenanceSummary {
+        expired,
         files_removed: compaction.num_files_removed,
         files_added: compaction.num_files_added,
         files_vacuumed: vacuum.files_deleted.len(),
         checkpoint_version: table.version().unwrap_or(0),
     };
     tracing::info!(%summary, "lake maintenance");
-    Ok(summary)
+    Ok((summary, TableFiles::of(&table)))
+}
+
+/// A day as Arrow's Date32: days since 1970-01-01.
+fn date32(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+/// The earliest day a retention keeps: every event within it is kept, and a day's rows go
+/// together once the whole day is past it (one `event_date` partition, dropped without
+/// rewriting a file). None when it reaches before the calendar.
+fn first_day_kept(retention: Duration) -> Option<NaiveDate> {
+    let retention = chrono::TimeDelta::from_std(retention).ok()?;
+    Some(Utc::now().checked_sub_signed(retention)?.date_naive())
 }
 
 /// Dead letters held at most, in bytes, before no more messages are taken until the broker
@@ -1326,7 +1385,7 @@ mod tests {
             assert!(sink.commit().await);
             table = sink.table;
         }
-        let summary = maintain_once(&url).await.unwrap();
+        let (summary, _) = maintain_once(&url, None).await.unwrap();
         assert_eq!(
             (summary.files_removed, summary.files_added),
             (3, 1),

@@ -213,6 +213,7 @@ impl Pipeline {
             table_url.clone(),
             lake_progress.clone(),
             config.lake_maintenance_every,
+            config.retention,
             ownership.clone(),
         ));
         let consume_failures = Arc::new(ingest::ConsumeFailures::default());
@@ -330,6 +331,7 @@ impl Pipeline {
             rows_committed: lake.rows_committed,
             files: lake.files.map(|files| files.count),
             bytes: lake.files.map(|files| files.bytes),
+            oldest_date: lake.files.and_then(|files| files.oldest_date),
             last_commit: lake.last_commit,
             last_commit_age_secs: lake
                 .last_commit

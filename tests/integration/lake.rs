@@ -430,3 +430,83 @@ async fn a_lake_on_object_storage_lands_every_event_once_and_answers_sql_and_oth
         assert_eq!(lake["txn"][&app_id], row[1], "{app_id}");
     }
 }
+
+#[tokio::test]
+async fn retention_deletes_the_days_past_it_keeps_the_rest_and_time_travel_still_reaches_them() {
+    let (server, client) = Server::ready(&[
+        ("DEMO", "0"),
+        ("RETENTION", "30d"),
+        ("LAKE_MAINTENANCE_SECS", "2"),
+    ])
+    .await;
+    let now = chrono::Utc::now();
+    let days_ago = |days: i64, path: &str| -> Vec<Vec<u8>> {
+        let at = (now - chrono::TimeDelta::days(days)).to_rfc3339();
+        (0..5)
+            .map(|i| {
+                format!(r#"{{"timestamp":"{at}","endpoint":"/{path}/{i}","status":200}}"#)
+                    .into_bytes()
+            })
+            .collect()
+    };
+    let mut events = days_ago(40, "expired");
+    events.extend(days_ago(10, "kept"));
+    events.extend(days_ago(0, "today"));
+    produce_with_rdkafka(&server.brokers(), &events).await;
+
+    let count = |filter: &'static str| {
+        let client = client.clone();
+        let url = server.url("/api/query");
+        async move {
+            let sql = format!("SELECT count(*) FROM logs WHERE {filter}");
+            first_row(&client, &url, &sql).await?[0].as_u64()
+        }
+    };
+    let deleted_at = eventually(
+        Duration::from_secs(120),
+        "the expired day deleted, the others kept",
+        &server,
+        || async {
+            let history: Value =
+                get_json(&client, &server.url("/api/lake/history?limit=1000")).await?;
+            let deleted = history
+                .as_array()?
+                .iter()
+                .filter(|v| v["operation"] == "DELETE")
+                .filter_map(|v| v["version"].as_u64())
+                .min()?;
+            let left = (
+                count("endpoint LIKE '/expired/%'").await?,
+                count("true").await?,
+            );
+            (left == (0, 10)).then_some(deleted)
+        },
+    )
+    .await;
+    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    let oldest_kept = (now - chrono::TimeDelta::days(10)).date_naive().to_string();
+    eventually(
+        Duration::from_secs(30),
+        "/health's oldest date",
+        &server,
+        || async {
+            let health: Value = get_json(&client, &server.url("/health")).await?;
+            (health["lake"]["oldestDate"] == oldest_kept.as_str()).then_some(())
+        },
+    )
+    .await;
+    assert!(health["lake"]["maintenance"].as_str().is_some(), "{health}");
+    // The version before the delete still has them, until the vacuum after the table's file
+    // retention (7 days).
+    let before = first_row(
+        &client,
+        &server.url("/api/query"),
+        &format!(
+            "SELECT count(*) FROM logs VERSION AS OF {} WHERE endpoint LIKE '/expired/%'",
+            deleted_at - 1
+        ),
+    )
+    .await
+    .expect("time travel");
+    assert!(before[0].as_u64() > Some(0), "{before:?}");
+}
