@@ -10,7 +10,7 @@ export LEPTOS_SITE_ROOT := $(SITE)
 BIN := $(CARGO_TARGET_DIR)/debug/lakepulse
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/lakepulse.wasm
 
-.PHONY: run test tools test-tools build site server lint unit fuzz fuzz-hunt fuzz-targets e2e fmt clean bench
+.PHONY: run test tools test-tools build site server lint unit fuzz fuzz-hunt fuzz-targets e2e fmt clean bench install
 
 ## Build and start the whole pipeline: embedded broker, demo traffic, lake, dashboard on :3000.
 run: tools build
@@ -89,6 +89,17 @@ fuzz-targets:
 
 e2e:
 	cd end2end && LAKEPULSE_BIN=$(BIN) npx playwright test
+
+## A release build of the server, and the site beside it where the binary looks for it:
+## $(PREFIX)/bin/lakepulse and $(PREFIX)/share/lakepulse/site (DESTDIR stages a package).
+## contrib/ has a systemd unit and an nginx site for them.
+PREFIX ?= /usr/local
+install: tools site
+	cargo build --release --features ssr --bin lakepulse
+	install -D -m 755 $(CARGO_TARGET_DIR)/release/lakepulse $(DESTDIR)$(PREFIX)/bin/lakepulse
+	rm -rf $(DESTDIR)$(PREFIX)/share/lakepulse/site
+	mkdir -p $(DESTDIR)$(PREFIX)/share/lakepulse
+	cp -r $(SITE) $(DESTDIR)$(PREFIX)/share/lakepulse/site
 
 ## Benchmarks (release build): prints one table; BENCHMARKS.md records it.
 ## Their progress and errors go to target/bench.log.

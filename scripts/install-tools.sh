@@ -88,6 +88,12 @@ if ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+if ! command -v nginx >/dev/null || ! command -v systemd-analyze >/dev/null; then
+  say "installing nginx and systemd's tools (Debian): contrib/'s proxy and unit are tested with them"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light systemd >/dev/null
+fi
+
 if [ ! -x end2end/node_modules/.bin/playwright ]; then
   say "installing Playwright (npm; it uses the system Chromium)"
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `lakepulse [COMMAND]`: serves by default.
@@ -162,12 +162,32 @@ pub struct ServeArgs {
     /// page elsewhere cannot reach the server through DNS rebinding.
     #[arg(long, env = "ALLOWED_HOSTS")]
     pub allowed_hosts: Option<String>,
-    /// Built browser assets (the wasm bundle, CSS, public/).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    pub site_root: String,
+    /// Built browser assets (the wasm bundle, CSS, public/); unset: `target/site` in a
+    /// checkout, else `../share/lakepulse/site` beside the binary, where `make install` puts it.
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    site_root: Option<String>,
 }
 
+/// Where `make run` builds the site, relative to the checkout.
+const CHECKOUT_SITE: &str = "target/site";
+
 impl ServeArgs {
+    /// Where the site's assets are: as set, in the checkout, or where `make install` put them
+    /// beside the binary.
+    pub fn site_root(&self) -> String {
+        if let Some(root) = &self.site_root {
+            return root.clone();
+        }
+        let installed = std::env::current_exe().ok().and_then(|exe| {
+            let root = exe.parent()?.parent()?.join("share/lakepulse/site");
+            root.is_dir().then(|| root.to_string_lossy().into_owned())
+        });
+        match installed {
+            Some(root) if !Path::new(CHECKOUT_SITE).is_dir() => root,
+            _ => CHECKOUT_SITE.to_owned(),
+        }
+    }
+
     /// Where the web server listens.
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)

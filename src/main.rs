@@ -89,7 +89,7 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     let health = pipeline.health();
     let leptos_options = LeptosOptions::builder()
         .output_name("lakepulse")
-        .site_root(config.site_root.as_str())
+        .site_root(config.site_root())
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();

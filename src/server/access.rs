@@ -212,7 +212,7 @@ fn cross_site(request: &Request, host: Option<&str>, hosts: &AllowedHosts) -> Op
 }
 
 fn is_api(path: &str) -> bool {
-    path.starts_with("/api/") || path == "/events"
+    path.starts_with("/api/") || path == "/events" || path == "/metrics"
 }
 
 /// Refuses hosts the server does not answer to and cross-site requests; then lets a request

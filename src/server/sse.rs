@@ -9,7 +9,7 @@ use crate::pipeline::prometheus;
 use crate::pipeline::Pipeline;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -88,6 +88,8 @@ pub(super) async fn events(
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
+            // nginx passes each frame on at once even where its site config buffers.
+            (HeaderName::from_static("x-accel-buffering"), "no"),
         ],
         Body::from_stream(body),
     )

@@ -61,6 +61,32 @@ async fn with_a_token_set_pages_and_apis_need_it_and_health_says_only_its_verdic
         .await
         .unwrap();
     assert_eq!(detail["kafka"]["topic"], "web-logs");
+    let live = client.get(server.url("/livez")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_ne!(ready.status(), 401);
+    let ready: Value = ready.json().await.unwrap();
+    assert!(
+        ready
+            .get("reason")
+            .is_none_or(|r| r.get("detail").is_none()),
+        "{ready}"
+    );
+    // A scraper carries the token like any API client.
+    let scrape = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(scrape.status(), 401);
+    let scrape = client
+        .get(server.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape
+        .text()
+        .await
+        .unwrap()
+        .contains("lakepulse_uptime_seconds"));
 
     let refused = client.get(server.url("/api/metrics")).send().await.unwrap();
     assert_eq!(refused.status(), 401);

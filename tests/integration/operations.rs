@@ -2,6 +2,7 @@
 //! the Prometheus exposition, and the seed's API shapes.
 
 use super::harness::*;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -305,4 +306,129 @@ async fn prometheus_scrapes_parse_and_count_what_happened() {
     assert_eq!(value("lakepulse_ready", json!({})), 1.0);
     assert_eq!(value("lakepulse_sse_clients", json!({})), 0.0);
     assert_eq!(value("lakepulse_anomalies_open", json!({})), 0.0);
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(contrib("lakepulse.service")).unwrap();
+    // verify checks that ExecStart's program exists: point it at the one this test built.
+    let unit = unit.replace("/usr/local/bin/lakepulse", env!("CARGO_BIN_EXE_lakepulse"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lakepulse.service");
+    std::fs::write(&path, unit).unwrap();
+    let verified = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (make test-tools installs it)");
+    let complaints = String::from_utf8_lossy(&verified.stderr);
+    // An unknown key or a bad value is only a warning, with a zero exit.
+    assert!(
+        verified.status.success() && complaints.trim().is_empty(),
+        "{complaints}"
+    );
+}
+
+#[tokio::test]
+async fn the_nginx_site_passes_pages_api_and_the_live_stream() {
+    let (server, client) = Server::ready(&[("DEMO", "0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = std::fs::read_to_string(contrib("nginx.conf"))
+        .unwrap()
+        .replace(
+            "127.0.0.1:3000",
+            server.url("").trim_start_matches("http://"),
+        )
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+    std::fs::write(dir.path().join("lakepulse.conf"), site).unwrap();
+    let temp = dir.path().display();
+    let main = format!(
+        "daemon off;\nuser root;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n\
+         fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n\
+         include {temp}/lakepulse.conf;\n}}\n"
+    );
+    let config = dir.path().join("nginx.conf");
+    std::fs::write(&config, main).unwrap();
+    let nginx = |args: &[&str]| {
+        std::process::Command::new("nginx")
+            .args([
+                "-p",
+                &temp.to_string(),
+                "-e",
+                &format!("{temp}/error.log"),
+                "-c",
+            ])
+            .arg(&config)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nginx (make test-tools installs it)")
+    };
+    let checked = nginx(&["-t"]).wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let mut proxy = nginx(&[]);
+    let through = format!("http://127.0.0.1:{port}");
+    let health_url = format!("{through}/health");
+    let health: Value = eventually(
+        Duration::from_secs(30),
+        "/health through nginx",
+        &server,
+        || get_json(&client, &health_url),
+    )
+    .await;
+    assert_eq!(health["status"], "ok", "{health}");
+    let page = client.get(format!("{through}/logs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
+
+    // Told to nginx by lakepulse itself, for sites configured without `proxy_buffering off`.
+    let direct = client.get(server.url("/events")).send().await.unwrap();
+    assert_eq!(direct.headers()["x-accel-buffering"], "no");
+    drop(direct);
+    let stream = client
+        .get(format!("{through}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    assert!(
+        stream.headers().get("content-encoding").is_none(),
+        "the stream is not compressed"
+    );
+    let mut body = stream.bytes_stream();
+    produce_with_rdkafka(&server.brokers(), &numbered_events("proxied", 0..1)).await;
+    let arrived = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("/proxied/0") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let errors = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    assert_eq!(
+        arrived,
+        Ok(true),
+        "the event's log frame through nginx; its log:\n{errors}"
+    );
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+}
+
+/// A file of `contrib/`.
+fn contrib(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(name)
 }
