@@ -54,12 +54,14 @@ CRATES
   rm -rf "$TANSU_SRC/target"
 fi
 
-if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modules/.bin/wasm-opt ]; then
-  say "installing ECharts and binaryen's wasm-opt (npm)"
+if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modules/.bin/wasm-opt ] \
+  || [ ! -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  say "installing ECharts, Swagger UI and binaryen's wasm-opt (npm)"
   (cd web && npm ci --no-audit --no-fund)
 fi
 # Served from the site root like public/'s other files, for the Makefile and cargo-leptos alike.
 cp -u web/node_modules/echarts/dist/echarts.min.js public/
+cp -u web/node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css} public/api-docs/
 
 if [ "$what" != run ] && [ ! -x tests/servers/node_modules/.bin/azurite-blob ]; then
   say "installing Azurite (npm), the object store the lake is tested and measured on"
@@ -99,8 +101,8 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
-if ! "$VENV/bin/python" -c 'import azure.storage.blob, confluent_kafka, deltalake, kafka, lz4, prometheus_client, snappy, zstandard' 2>/dev/null; then
-  say "installing the Python clients (confluent-kafka, kafka-python, deltalake, azure-storage-blob, prometheus-client) into $VENV"
+if ! "$VENV/bin/python" -c 'import azure.storage.blob, confluent_kafka, deltalake, kafka, lz4, openapi_core, prometheus_client, snappy, zstandard' 2>/dev/null; then
+  say "installing the Python clients (confluent-kafka, kafka-python, deltalake, azure-storage-blob, prometheus-client, openapi-core) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet -r tests/clients/requirements.txt
 fi

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 /// One HTTP request as a web service reports it: the event schema of the `web-logs` topic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
     pub timestamp: DateTime<Utc>,
@@ -36,6 +37,7 @@ impl LogEvent {
 /// An event as the live view keeps it, numbered in the order lakepulse consumed it: a browser
 /// tells rows apart by `seq`, and a reconnecting stream resumes after the last it saw.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LiveEvent {
     pub seq: u64,
     #[serde(flatten)]
@@ -47,6 +49,7 @@ pub const ERROR_DEFINITION: &str = "status >= 500 or level ERROR";
 
 /// The time windows metrics are computed over, by event time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Window {
     #[serde(rename = "1m")]
     Minute,
@@ -94,6 +97,7 @@ impl Window {
 
 /// Response-time percentiles in ms (None when no event in the window carried a time).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Percentiles {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
@@ -102,6 +106,7 @@ pub struct Percentiles {
 
 /// Everything about one window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WindowStats {
     pub window: Window,
@@ -120,6 +125,7 @@ pub struct WindowStats {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointStats {
     pub endpoint: String,
@@ -131,6 +137,7 @@ pub struct EndpointStats {
 
 /// The endpoints that stand out in a window, three ways.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointRanking {
     pub by_volume: Vec<EndpointStats>,
@@ -142,6 +149,7 @@ pub struct EndpointRanking {
 /// minute of event time; `windows` has 1m, 5m, 1h and since start; the breakdowns
 /// (`percentiles`, `byStatus`, `byEndpoint`, `bySource`) are for `window`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSnapshot {
     pub events_per_sec: f64,
@@ -175,6 +183,7 @@ pub struct MetricsSnapshot {
 
 /// One 10-second step of the charts' timeline.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TimelinePoint {
     pub t: DateTime<Utc>,
     pub requests: u64,
@@ -186,12 +195,14 @@ pub struct TimelinePoint {
 
 /// One point of a chart series.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     pub t: DateTime<Utc>,
     pub v: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Series {
     pub metric: String,
@@ -203,6 +214,7 @@ pub struct Series {
 /// Where the pipeline stands, stage by stage. `status`, `topic`, `clients` and
 /// `kafkaConnected` are the seed's fields; the stages' detail sits beside them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub status: HealthStatus,
@@ -222,6 +234,7 @@ pub struct Health {
 
 /// The verdict of `GET /health`: `ok` is the seed's word for every stage up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// The server listens; the broker, the topic or the table are still being set up.
@@ -252,6 +265,7 @@ impl HealthStatus {
 
 /// Why an instance cannot take its share of the work yet, for `GET /readyz`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", tag = "stage")]
 pub enum NotReady {
     /// The pipeline is still starting.
@@ -281,6 +295,7 @@ impl Health {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaStatus {
     pub state: StageState,
@@ -297,6 +312,7 @@ pub struct KafkaStatus {
 
 /// How far ingest is through one partition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PartitionProgress {
     pub partition: i32,
@@ -314,6 +330,7 @@ pub struct PartitionProgress {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LakeStatus {
     pub state: StageState,
@@ -338,6 +355,7 @@ pub struct LakeStatus {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StageState {
     Connecting,
@@ -369,6 +387,7 @@ impl StageState {
 /// One SQL query: over the latest version of the table, or over `version` (time travel).
 /// With an `id`, it can be cancelled while it runs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct QueryRequest {
     pub query: String,
@@ -421,6 +440,7 @@ pub struct WorkbenchInfo {
 
 /// One commit of the Delta table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TableVersion {
     pub version: u64,
@@ -433,6 +453,7 @@ pub struct TableVersion {
 
 /// The answer to one SQL query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct QueryResult {
     pub columns: Vec<String>,
@@ -447,6 +468,7 @@ pub struct QueryResult {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum AnomalyKind {
     ErrorRate,
@@ -467,6 +489,7 @@ impl AnomalyKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
@@ -475,6 +498,7 @@ pub enum Severity {
 
 /// Something that left its baseline: per 10 s bucket of event time, overall or per endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Anomaly {
     pub id: u64,
@@ -536,6 +560,8 @@ pub mod sse {
 /// Filters of the live log stream: `GET /api/logs` and `GET /events` query parameters, and
 /// the log explorer's URL.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct LogFilter {
     pub limit: Option<usize>,
     pub level: Option<String>,

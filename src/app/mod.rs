@@ -50,6 +50,8 @@ pub fn App() -> impl IntoView {
                     <a href="/logs">"Logs"</a>
                     <a href="/anomalies">"Anomalies"</a>
                     <a href="/query">"Query"</a>
+                    // A static page (Swagger UI), not one of the app's routes.
+                    <a href="/api-docs/" rel="external">"API"</a>
                 </nav>
                 <span class="tagline">"Kafka → live · Delta Lake · SQL"</span>
                 <components::theme_toggle::ThemeToggle />

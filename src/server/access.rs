@@ -263,14 +263,21 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     next.run(request).await
 }
 
-#[derive(Deserialize)]
+/// Where the sign-in page sends people once they are in.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginTarget {
+    /// A path on this server (anything else means `/`).
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The sign-in form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
+    /// The access token.
     token: String,
+    /// Where to go next: a path on this server. A form field is there or not, never null.
+    #[schema(value_type = String, required = false)]
     next: Option<String>,
 }
 
@@ -315,11 +322,22 @@ fn login_page(next: &str, refusal: Option<LoginRefusal>) -> Html<String> {
     ))
 }
 
+/// `GET /login`: the sign-in page.
+#[utoipa::path(get, path = "/login", tag = "access", params(LoginTarget), responses(
+    (status = 200, description = "the sign-in form", content_type = "text/html", body = String),
+))]
 pub async fn login_form(Query(target): Query<LoginTarget>) -> Html<String> {
     login_page(&local_path(target.next), None)
 }
 
 /// Checks the token (a few tries a minute per address) and hands out a session cookie.
+#[utoipa::path(post, path = "/login", tag = "access",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "signed in (a session cookie set), or no token is set: on to `next`"),
+        (status = 401, description = "the wrong token: the form again", content_type = "text/html", body = String),
+        (status = 429, description = "too many tries from this address: the form again", content_type = "text/html", body = String),
+))]
 pub async fn login(
     State(guard): State<Guard>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -12,8 +12,7 @@ use axum::extract::{FromRef, MatchedPath, Request};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::{Arc, OnceLock};
@@ -23,6 +22,9 @@ use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest accepted request body (a SQL query is small).
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -51,21 +53,26 @@ pub fn router(state: AppState) -> Router {
     let assets = ServeDir::new(site)
         .call_fallback_on_method_not_allowed(true)
         .fallback(not_a_file.with_state(state.clone()));
-    Router::new()
-        .route("/health", get(rest::health))
-        .route("/livez", get(rest::livez))
-        .route("/readyz", get(rest::readyz))
-        .route("/metrics", get(rest::prometheus))
-        .route("/api/metrics", get(rest::metrics))
-        .route("/api/series", get(rest::series))
-        .route("/api/anomalies", get(rest::anomalies))
-        .route("/api/logs", get(rest::logs))
-        .route("/api/query", post(rest::query))
-        .route("/api/query/{id}", delete(rest::cancel))
-        .route("/api/lake/history", get(rest::lake_history))
-        .route("/api/export", get(rest::export))
-        .route("/events", get(sse::events))
-        .route("/login", get(access::login_form).post(access::login))
+    // Every route but the pages (and their server functions) is in the OpenAPI document:
+    // registered with `routes!`, a handler cannot be served without its entry.
+    let (api, document) = OpenApiRouter::with_openapi(ApiDocument::openapi())
+        .routes(routes!(rest::health))
+        .routes(routes!(rest::livez))
+        .routes(routes!(rest::readyz))
+        .routes(routes!(rest::prometheus))
+        .routes(routes!(rest::openapi))
+        .routes(routes!(rest::metrics))
+        .routes(routes!(rest::series))
+        .routes(routes!(rest::anomalies))
+        .routes(routes!(rest::logs))
+        .routes(routes!(rest::query))
+        .routes(routes!(rest::cancel))
+        .routes(routes!(rest::lake_history))
+        .routes(routes!(rest::export))
+        .routes(routes!(sse::events))
+        .routes(routes!(access::login_form, access::login))
+        .split_for_parts();
+    api.layer(Extension(Arc::new(document)))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -101,6 +108,22 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
 }
+
+/// The document's frame; the paths and schemas come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lakepulse",
+        description = "Web request logs from Kafka: live metrics, anomalies and a log stream, and SQL over the Delta table they land in. With LAKEPULSE_TOKEN set, every path but /health, /livez, /readyz and /login needs `Authorization: Bearer <token>` or the session cookie /login hands out."
+    ),
+    tags(
+        (name = "live", description = "What the live view computes from consumed events"),
+        (name = "sql", description = "SQL over the Delta table"),
+        (name = "operations", description = "Probes, status and metrics for operators"),
+        (name = "access", description = "Signing in when a token is set"),
+    )
+)]
+struct ApiDocument;
 
 /// What `main` serves from the moment it binds, before the pipeline has started (which can
 /// take a minute while a broker comes up): `/livez` answers, everything else is 503

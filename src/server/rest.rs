@@ -1,10 +1,11 @@
 //! The REST API: each handler reads its parameters, calls one `Pipeline` method and maps
-//! errors to HTTP status by kind (the client's mistake 4xx, ours 5xx).
+//! errors to HTTP status by kind (the client's mistake 4xx, ours 5xx). Each handler's
+//! `utoipa::path` is its entry in `/api/openapi.json`, with the types it answers with.
 
 use super::access::Caller;
 use crate::model::{
     Anomaly, Health, HealthStatus, LiveEvent, LogFilter, MetricsSnapshot, NotReady, QueryRequest,
-    QueryResult, Series, Window,
+    QueryResult, Series, TableVersion, Window,
 };
 use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
 use crate::pipeline::query::{ExportFormat, QueryError};
@@ -15,11 +16,19 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 /// Table versions `/api/lake/history` lists unless asked otherwise.
 const DEFAULT_HISTORY_LIMIT: usize = 100;
 
-/// A request the client got wrong: HTTP 400 with `{"error": "..."}`.
+/// What every refusal says: HTTP 4xx or 5xx with `{"error": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ErrorAnswer {
+    /// What went wrong, for a person.
+    error: String,
+}
+
+/// A request the client got wrong: HTTP 400.
 pub(super) struct BadRequest(String);
 
 impl IntoResponse for BadRequest {
@@ -28,8 +37,8 @@ impl IntoResponse for BadRequest {
     }
 }
 
-fn error_response(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+pub(super) fn error_response(status: StatusCode, error: String) -> Response {
+    (status, Json(ErrorAnswer { error })).into_response()
 }
 
 impl IntoResponse for QueryError {
@@ -43,17 +52,35 @@ impl IntoResponse for QueryError {
     }
 }
 
-/// `GET /health` as the seed wrote it: the pipeline's status with the live metrics.
-#[derive(Serialize)]
-struct HealthAnswer {
-    #[serde(flatten)]
-    health: Health,
-    metrics: MetricsSnapshot,
+/// `GET /health`: the seed's answer to a trusted caller, the verdict alone to anyone else.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum HealthAnswer {
+    /// The pipeline's status with the live metrics, as the seed wrote it.
+    Detail {
+        #[serde(flatten)]
+        health: Box<Health>,
+        metrics: Box<MetricsSnapshot>,
+    },
+    /// Only the verdict: while starting, or to a caller without the token when one is set.
+    Verdict(HealthVerdict),
+}
+
+/// `/health` without its detail.
+#[derive(Serialize, ToSchema)]
+// Nothing beside the status: the schema says so, which tells it from the detailed answer.
+#[serde(deny_unknown_fields)]
+pub(super) struct HealthVerdict {
+    status: HealthStatus,
 }
 
 /// Everything to a trusted caller; to anyone else, with a token set, only the verdict: the
 /// paths, brokers and errors are for those who hold the token. 503 while down, so a load
 /// balancer's health check needs no JSON.
+#[utoipa::path(get, path = "/health", tag = "operations", responses(
+    (status = 200, description = "ok or degraded", body = HealthAnswer),
+    (status = 503, description = "starting or down", body = HealthAnswer),
+))]
 pub(super) async fn health(
     State(pipeline): State<Arc<Pipeline>>,
     Extension(caller): Extension<Caller>,
@@ -63,43 +90,77 @@ pub(super) async fn health(
         true => StatusCode::OK,
         false => StatusCode::SERVICE_UNAVAILABLE,
     };
-    match caller {
-        Caller::Trusted => {
-            let metrics = pipeline.metrics(Window::default());
-            (status, Json(HealthAnswer { health, metrics })).into_response()
-        }
-        Caller::Anonymous => {
-            (status, Json(serde_json::json!({ "status": health.status }))).into_response()
-        }
-    }
+    let answer = match caller {
+        Caller::Trusted => HealthAnswer::Detail {
+            metrics: Box::new(pipeline.metrics(Window::default())),
+            health: Box::new(health),
+        },
+        Caller::Anonymous => HealthAnswer::Verdict(HealthVerdict {
+            status: health.status,
+        }),
+    };
+    (status, Json(answer)).into_response()
+}
+
+/// What a probe reads.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ProbeStatus {
+    /// The process serves HTTP.
+    Live,
+    /// It takes its share of the work.
+    Ready,
+    /// It does not yet, or no longer.
+    #[serde(rename = "not ready")]
+    NotReady,
+}
+
+/// The answer of `/livez` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProbeAnswer {
+    status: ProbeStatus,
+    /// What holds it back, to a trusted caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<NotReady>,
 }
 
 /// `GET /livez`: the process serves HTTP (while starting too).
-pub(super) async fn livez() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "live" }))
+#[utoipa::path(get, path = "/livez", tag = "operations", responses(
+    (status = 200, description = "the process serves", body = ProbeAnswer),
+))]
+pub(super) async fn livez() -> Json<ProbeAnswer> {
+    Json(ProbeAnswer {
+        status: ProbeStatus::Live,
+        reason: None,
+    })
 }
 
 /// `GET /readyz`: 200 once this instance takes its share of the work, else 503 with the
 /// stage that holds it back (to a trusted caller, as `/health` keeps its detail).
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Kafka reachable with partitions assigned, the lake writable", body = ProbeAnswer),
+    (status = 503, description = "starting, or a stage holds it back", body = ProbeAnswer),
+))]
 pub(super) async fn readyz(
     State(pipeline): State<Arc<Pipeline>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    match (pipeline.health().readiness(), caller) {
-        (Ok(()), _) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        (Err(reason), Caller::Trusted) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready(reason))).into_response()
-        }
-        (Err(_), Caller::Anonymous) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "not ready" })),
-        )
-            .into_response(),
+    match pipeline.health().readiness() {
+        Ok(()) => Json(ProbeAnswer {
+            status: ProbeStatus::Ready,
+            reason: None,
+        })
+        .into_response(),
+        Err(reason) => not_ready((caller == Caller::Trusted).then_some(reason)),
     }
 }
 
-fn not_ready(reason: NotReady) -> serde_json::Value {
-    serde_json::json!({ "status": "not ready", "reason": reason })
+fn not_ready(reason: Option<NotReady>) -> Response {
+    let answer = ProbeAnswer {
+        status: ProbeStatus::NotReady,
+        reason,
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response()
 }
 
 /// What every request but `/livez` gets before the pipeline has started: 503 and a retry
@@ -109,21 +170,25 @@ pub(super) async fn starting(request: Request) -> Response {
     if path == "/livez" {
         return livez().await.into_response();
     }
-    let (unavailable, retry) = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "1")],
-    );
     let wants_page = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     let answer = match path {
-        _ if wants_page => return (unavailable, retry, Html(STARTING_PAGE)).into_response(),
-        "/readyz" => not_ready(NotReady::Starting),
-        _ => serde_json::json!({ "status": HealthStatus::Starting }),
+        _ if wants_page => Html(STARTING_PAGE).into_response(),
+        "/readyz" => not_ready(Some(NotReady::Starting)),
+        _ => Json(HealthAnswer::Verdict(HealthVerdict {
+            status: HealthStatus::Starting,
+        }))
+        .into_response(),
     };
-    (unavailable, retry, Json(answer)).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        answer,
+    )
+        .into_response()
 }
 
 const STARTING_PAGE: &str = r#"<!DOCTYPE html>
@@ -132,6 +197,10 @@ const STARTING_PAGE: &str = r#"<!DOCTYPE html>
 <body><p>lakepulse is starting: the broker, the topic and the table are being set up. This page reloads by itself.</p></body></html>"#;
 
 /// `GET /metrics` for Prometheus.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
+    (status = 401, description = "a token is set and the request has none", body = ErrorAnswer),
+))]
 pub(super) async fn prometheus(State(pipeline): State<Arc<Pipeline>>) -> Response {
     (
         [(
@@ -143,8 +212,20 @@ pub(super) async fn prometheus(State(pipeline): State<Arc<Pipeline>>) -> Respons
         .into_response()
 }
 
-#[derive(Deserialize)]
+/// `GET /api/openapi.json`: this document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses(
+    (status = 200, description = "the OpenAPI 3.1 document of this API", content_type = "application/json", body = Object),
+))]
+pub(super) async fn openapi(
+    Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(document)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct MetricsParams {
+    /// The window of the breakdowns: `1m`, `5m` (default), `1h` or `all`.
     window: Option<String>,
 }
 
@@ -155,6 +236,11 @@ fn window(label: Option<&str>) -> Result<Window, BadRequest> {
     })
 }
 
+/// `GET /api/metrics`: the live metrics.
+#[utoipa::path(get, path = "/api/metrics", tag = "live", params(MetricsParams), responses(
+    (status = 200, description = "the seed's metric names, with every window beside them", body = MetricsSnapshot),
+    (status = 400, description = "an unknown window", body = ErrorAnswer),
+))]
 pub(super) async fn metrics(
     State(pipeline): State<Arc<Pipeline>>,
     Query(params): Query<MetricsParams>,
@@ -162,10 +248,15 @@ pub(super) async fn metrics(
     Ok(Json(pipeline.metrics(window(params.window.as_deref())?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SeriesParams {
+    /// `requests`, `eventsPerSec`, `errors`, `errorRate`, `avgResponseTime`, `p50`, `p95`,
+    /// `p99` or `bytes`.
     metric: String,
+    /// `1m`, `5m` (default), `1h` or `all`.
     window: Option<String>,
+    /// `10s`, `1m`, or seconds; 10 s at least.
     step: Option<String>,
 }
 
@@ -185,6 +276,11 @@ fn parse_step(step: &str) -> Option<i64> {
         .and_then(|n| n.checked_mul(unit))
 }
 
+/// `GET /api/series`: one metric as a chart series.
+#[utoipa::path(get, path = "/api/series", tag = "live", params(SeriesParams), responses(
+    (status = 200, description = "the metric's points, oldest first", body = Series),
+    (status = 400, description = "an unknown metric or window, or a bad step", body = ErrorAnswer),
+))]
 pub(super) async fn series(
     State(pipeline): State<Arc<Pipeline>>,
     Query(params): Query<SeriesParams>,
@@ -206,10 +302,18 @@ pub(super) async fn series(
     Ok(Json(pipeline.series(metric, window, step)))
 }
 
+/// `GET /api/anomalies`.
+#[utoipa::path(get, path = "/api/anomalies", tag = "live", responses(
+    (status = 200, description = "open anomalies first, then ended ones, newest first", body = Vec<Anomaly>),
+))]
 pub(super) async fn anomalies(State(pipeline): State<Arc<Pipeline>>) -> Json<Vec<Anomaly>> {
     Json(pipeline.anomalies())
 }
 
+/// `GET /api/logs`: the recent events a filter selects.
+#[utoipa::path(get, path = "/api/logs", tag = "live", params(LogFilter), responses(
+    (status = 200, description = "the newest kept events that pass the filter, newest first", body = Vec<LiveEvent>),
+))]
 pub(super) async fn logs(
     State(pipeline): State<Arc<Pipeline>>,
     Query(filter): Query<LogFilter>,
@@ -217,6 +321,13 @@ pub(super) async fn logs(
     Json(pipeline.recent_logs(&filter))
 }
 
+/// `POST /api/query`: SQL over the lake.
+#[utoipa::path(post, path = "/api/query", tag = "sql", request_body = QueryRequest, responses(
+    (status = 200, description = "the seed's results and executionTime, with the result's own fields", body = QueryAnswer),
+    (status = 400, description = "a bad or refused query, or one past its time or memory limit", body = ErrorAnswer),
+    (status = 429, description = "as many queries as may run at once are running", body = ErrorAnswer),
+    (status = 500, description = "the table cannot be read", body = ErrorAnswer),
+))]
 pub(super) async fn query(
     State(pipeline): State<Arc<Pipeline>>,
     Json(request): Json<QueryRequest>,
@@ -229,12 +340,16 @@ pub(super) async fn query(
 
 /// `POST /api/query` as the seed wrote it: `results` (a row as an object of column to value)
 /// and `executionTime` (`"1.76s"`), with the result's columns, rows and the rest beside them.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct QueryAnswer<'a> {
+pub(super) struct QueryAnswer<'a> {
+    /// One object per row: column name to value.
+    #[schema(value_type = Vec<Object>)]
     results: RowObjects<'a>,
+    /// Seconds, as `"1.76s"`.
     execution_time: String,
     #[serde(flatten)]
+    #[schema(inline)]
     result: &'a QueryResult,
 }
 
@@ -274,6 +389,12 @@ impl Serialize for RowObjects<'_> {
 }
 
 /// `DELETE /api/query/{id}`: 204 when a query ran under that id and is stopped, else 404.
+#[utoipa::path(delete, path = "/api/query/{id}", tag = "sql",
+    params(("id" = String, Path, description = "the `id` the query was posted with")),
+    responses(
+        (status = 204, description = "the query is stopped"),
+        (status = 404, description = "no query runs under that id"),
+))]
 pub(super) async fn cancel(
     State(pipeline): State<Arc<Pipeline>>,
     Path(id): Path<String>,
@@ -284,14 +405,27 @@ pub(super) async fn cancel(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ExportParams {
+    /// The query.
     sql: String,
+    /// The table version to query (time travel); the latest when absent.
     version: Option<u64>,
+    /// `csv` (default) or `json`.
     format: Option<String>,
 }
 
 /// `GET /api/export?sql=...&format=csv|json`: a query's result as a download.
+#[utoipa::path(get, path = "/api/export", tag = "sql", params(ExportParams), responses(
+    (status = 200, description = "the result as an attachment", content(
+        (String = "text/csv"),
+        (QueryResult = "application/json"),
+    )),
+    (status = 400, description = "a bad query or format", body = ErrorAnswer),
+    (status = 429, description = "as many queries as may run at once are running", body = ErrorAnswer),
+    (status = 500, description = "the table cannot be read", body = ErrorAnswer),
+))]
 pub(super) async fn export(
     State(pipeline): State<Arc<Pipeline>>,
     Query(params): Query<ExportParams>,
@@ -327,11 +461,18 @@ pub(super) async fn export(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryParams {
+    /// Versions to list, newest first (100 unless given).
     limit: Option<usize>,
 }
 
+/// `GET /api/lake/history`: the table's versions.
+#[utoipa::path(get, path = "/api/lake/history", tag = "sql", params(HistoryParams), responses(
+    (status = 200, description = "the table's commits, newest first", body = Vec<TableVersion>),
+    (status = 500, description = "the table cannot be read", body = ErrorAnswer),
+))]
 pub(super) async fn lake_history(
     State(pipeline): State<Arc<Pipeline>>,
     Query(params): Query<HistoryParams>,

@@ -23,12 +23,20 @@ use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// What a client wants of the stream besides its log filter.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StreamParams {
     /// `false` for a page that shows no log lines: no `log` frames at all.
     logs: Option<bool>,
 }
 
+/// `GET /events`: Server-Sent Events.
+#[utoipa::path(get, path = "/events", tag = "live", params(LogFilter, StreamParams,
+    ("Last-Event-ID" = Option<u64>, Header, description = "the last `log` id seen: the kept events after it come first"),
+), responses(
+    (status = 200, description = "`metrics` and `health` every second, `log` batches every 100 ms (a JSON array of events; its id the last one's `seq`), `anomaly`, and `lagged` when a slow client skipped ahead", content_type = "text/event-stream", body = String),
+    (status = 503, description = "as many clients as may connect are connected", body = super::rest::ErrorAnswer),
+))]
 pub(super) async fn events(
     State(pipeline): State<Arc<Pipeline>>,
     Query(filter): Query<LogFilter>,
@@ -43,9 +51,10 @@ pub(super) async fn events(
     let subscription = match pipeline.subscribe(resume_after) {
         Ok(subscription) => subscription,
         Err(full) => {
-            let body = axum::Json(serde_json::json!({ "error": full.to_string() }));
             let retry = [(header::RETRY_AFTER, "5")];
-            return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
+            let refused =
+                super::rest::error_response(StatusCode::SERVICE_UNAVAILABLE, full.to_string());
+            return (retry, refused).into_response();
         }
     };
     let mut first = vec![

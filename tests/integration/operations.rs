@@ -4,6 +4,7 @@
 use super::harness::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[tokio::test]
@@ -214,16 +215,7 @@ async fn prometheus_scrapes_parse_and_count_what_happened() {
     messages.push(b"{not json".to_vec());
     produce_with_rdkafka(&server.brokers(), &messages).await;
     metrics_counting(&server, &client, "", 40).await;
-    eventually(
-        Duration::from_secs(60),
-        "the rows in the lake",
-        &server,
-        || async {
-            let health: Value = get_json(&client, &server.url("/health")).await?;
-            (health["lake"]["rowsCommitted"] == 40).then_some(())
-        },
-    )
-    .await;
+    committed(&server, &client, 40).await;
     assert_eq!(
         sql(&client, &server, "SELECT count(*) FROM logs").await.0,
         200
@@ -431,4 +423,98 @@ fn contrib(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("contrib")
         .join(name)
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_real_answers_validate_against_it() {
+    let (server, client) = Server::ready(&[("DEMO", "0")]).await;
+    let mut events = numbered_events("documented", 0..30);
+    events.push(br#"{"endpoint":"/documented/fail","status":503,"responseTime":12.5}"#.to_vec());
+    produce_with_rdkafka(&server.brokers(), &events).await;
+    committed(&server, &client, 31).await;
+    let get = |path: &str| json!({ "method": "GET", "path": path });
+    let query =
+        |sql: &str| json!({ "method": "POST", "path": "/api/query", "json": { "query": sql } });
+    let calls = json!([
+        get("/health"),
+        get("/livez"),
+        get("/readyz"),
+        get("/metrics"),
+        get("/api/openapi.json"),
+        get("/api/metrics?window=1m"),
+        get("/api/metrics?window=fortnight"),
+        get("/api/series?metric=p95&window=5m&step=10s"),
+        get("/api/series?metric=nonsense"),
+        get("/api/anomalies"),
+        get("/api/logs?limit=5&status=5xx"),
+        query("SELECT endpoint, status, response_time_ms, timestamp FROM logs ORDER BY endpoint LIMIT 3"),
+        query("SELECT FROM WHERE"),
+        json!({ "method": "DELETE", "path": "/api/query/no-such-query" }),
+        get("/api/lake/history?limit=5"),
+        get("/api/export?sql=SELECT%20endpoint%20FROM%20logs%20LIMIT%202&format=json"),
+        get("/api/export?sql=SELECT%20endpoint%20FROM%20logs%20LIMIT%202&format=csv"),
+        get("/api/export?sql=SELECT%201&format=xls"),
+        get("/events?status=5xx"),
+        get("/login?next=/logs"),
+        json!({ "method": "POST", "path": "/login", "form": { "token": "t", "next": "/" } }),
+    ]);
+    let answer = run_python(&["validate_openapi.py", &server.url(""), &calls.to_string()]);
+    let report: Value = serde_json::from_str(&answer).expect("the validator's JSON");
+    assert_eq!(report["errors"], json!([]), "{report:#}");
+    let operations: BTreeSet<String> = strings(&report["operations"]);
+    assert_eq!(
+        strings(&report["covered"]),
+        operations,
+        "operations no request exercised"
+    );
+
+    // The README's API table names the same endpoints (the router serves exactly the
+    // document's: a handler is mounted with its entry).
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("\n## API\n")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    // The first cell of each row: `METHOD /path?query` in backticks, one or more.
+    let listed: BTreeSet<String> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| ")?.split(" | ").next())
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .filter_map(|code| {
+            let (method, target) = code.split_once(' ')?;
+            let path = target.split(['?', ' ']).next()?;
+            let http = ["GET", "POST", "DELETE", "PUT", "PATCH"].contains(&method);
+            http.then(|| format!("{method} {path}"))
+        })
+        .collect();
+    assert_eq!(
+        listed, operations,
+        "the README's API table and the OpenAPI document"
+    );
+}
+
+fn strings(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// Waits until lakepulse says it has committed `rows` rows to the lake.
+async fn committed(server: &Server, client: &reqwest::Client, rows: u64) {
+    eventually(
+        Duration::from_secs(60),
+        "the rows in the lake",
+        server,
+        || async {
+            let health: Value = get_json(client, &server.url("/health")).await?;
+            (health["lake"]["rowsCommitted"] == rows).then_some(())
+        },
+    )
+    .await;
 }
