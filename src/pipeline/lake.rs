@@ -26,7 +26,7 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::FutureExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -1098,6 +1098,7 @@ async fn write_rows(
         .iter()
         .map(|(&partition, &next)| Transaction::new(app_id(group, topic, partition), next))
         .collect();
+    let before = table.clone();
     let table = table
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
@@ -1106,7 +1107,26 @@ async fn write_rows(
         .with_schema_mode(SchemaMode::Merge)
         .with_commit_properties(CommitProperties::default().with_application_transactions(offsets))
         .await?;
+    ::metrics::counter!(prometheus::BYTES_COMMITTED).increment(added_bytes(&before, &table));
     Ok(table)
+}
+
+/// Bytes of the data files `after` has that `before` had not: what a commit wrote.
+fn added_bytes(before: &DeltaTable, after: &DeltaTable) -> u64 {
+    let (Ok(before), Ok(after)) = (before.snapshot(), after.snapshot()) else {
+        return 0;
+    };
+    let known: HashSet<String> = before
+        .log_data()
+        .iter()
+        .map(|file| file.path().into_owned())
+        .collect();
+    after
+        .log_data()
+        .iter()
+        .filter(|file| !known.contains(file.path().as_ref()))
+        .map(|file| file.size().max(0) as u64)
+        .sum()
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub const DEAD_LETTERS_SENT: &str = "lakepulse_dead_letters_sent_total";
 pub const DEAD_LETTERS_FAILED: &str = "lakepulse_dead_letters_failed_total";
 /// Seconds a Delta commit took, its dead letters included, by outcome.
 pub const COMMIT_SECONDS: &str = "lakepulse_lake_commit_duration_seconds";
+/// Bytes of the data files this instance's commits wrote.
+pub const BYTES_COMMITTED: &str = "lakepulse_lake_bytes_committed_total";
 /// Live-stream frames a slow SSE client skipped.
 pub const SSE_FRAMES_DROPPED: &str = "lakepulse_sse_frames_dropped_total";
 /// SQL queries answered, by outcome.
@@ -91,6 +93,11 @@ fn describe() {
         COMMIT_SECONDS,
         Unit::Seconds,
         "Delta commit duration by outcome"
+    );
+    describe_counter!(
+        BYTES_COMMITTED,
+        Unit::Bytes,
+        "Bytes of data files this instance committed"
     );
     describe_counter!(
         SSE_FRAMES_DROPPED,

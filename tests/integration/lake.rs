@@ -230,7 +230,12 @@ async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
     .await;
     let detail = health["lake"]["detail"].as_str().unwrap();
     assert!(detail.contains("No space left on device"), "{detail}");
-    assert_eq!(health["status"], "degraded");
+    // The lake cannot write: down, and a load balancer learns it from the status code alone.
+    assert_eq!(health["status"], "down");
+    let probe = client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(probe.status(), 503);
+    let ready: Value = get_json(&client, &server.url("/readyz")).await.unwrap();
+    assert_eq!(ready["reason"]["stage"], "lake", "{ready}");
     // What was committed stays readable, and nothing half-written shows up in it.
     assert_eq!(
         counts(client.clone(), query_url.clone()).await,
