@@ -371,7 +371,7 @@ async fn the_nginx_site_passes_pages_api_and_the_live_stream() {
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    let mut proxy = nginx(&[]);
+    let _proxy = Nginx(nginx(&[]));
     let through = format!("http://127.0.0.1:{port}");
     let health_url = format!("{through}/health");
     let health: Value = eventually(
@@ -420,8 +420,19 @@ async fn the_nginx_site_passes_pages_api_and_the_live_stream() {
         Ok(true),
         "the event's log frame through nginx; its log:\n{errors}"
     );
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+}
+
+/// nginx in the foreground, stopped with the test however it ends: SIGTERM to the master,
+/// which ends its workers too (SIGKILL would leave them running).
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 /// A file of `contrib/`.
