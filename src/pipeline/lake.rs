@@ -605,9 +605,11 @@ pub async fn maintain(
         }
         let outcome = maintain_once(&url, retention).await;
         let at = Utc::now();
-        let maintenance = match outcome {
+        // The files and the summary change together, under one lock.
+        let mut report = progress.write().unwrap_or_else(|e| e.into_inner());
+        report.maintenance = match outcome {
             Ok((summary, files)) => {
-                progress.write().unwrap_or_else(|e| e.into_inner()).files = files;
+                report.files = files;
                 Maintenance::Done { at, summary }
             }
             Err(error) => {
@@ -618,10 +620,6 @@ pub async fn maintain(
                 }
             }
         };
-        progress
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .maintenance = maintenance;
     }
 }
 

@@ -134,9 +134,9 @@ fn describe() {
     describe_gauge!(UPTIME, Unit::Seconds, "Seconds since the pipeline started");
 }
 
-/// The text exposition: the recorded series, with the stages' reports as of now.
+/// The text exposition: the recorded series, with the stages' reports as of now. Empty until
+/// [`install`] has run (`Pipeline::start` runs it).
 pub fn render(health: &Health, live: &MetricsSnapshot, anomalies_open: usize) -> String {
-    install();
     counter!(EVENTS_DECODED).absolute(live.total_requests);
     counter!(CONSUMED_BYTES).absolute(live.data_processed);
     for (reason, count) in &live.malformed {
