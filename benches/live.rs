@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/integration/harness.rs"]
 mod harness;
 
-use harness::{free_port, start_tansu, Server};
+use harness::{free_port, start_tansu, Server, Tansu};
 
 const LAKEPULSE: &str = env!("CARGO_BIN_EXE_lakepulse");
 /// How long each measured run produces events.
@@ -312,27 +312,16 @@ fn bare_consume(brokers: &str, expected: u64) -> Duration {
 /// A tansu broker of the benchmark's own, in memory: the embedded broker's SQLite engine
 /// serves an old backlog at about 10 000 messages/s (BENCHMARKS.md), which would measure
 /// tansu, not the consumers.
-struct MemoryBroker(Child);
-
-impl MemoryBroker {
-    async fn start(port: u16, dir: &Path, partitions: i32) -> MemoryBroker {
-        let child = start_tansu(port, dir, "memory://tansu/");
-        let brokers = format!("127.0.0.1:{port}");
-        broker::wait_until_reachable(&brokers, Duration::from_secs(30))
-            .await
-            .expect("tansu up");
-        broker::ensure_topic(&brokers, "web-logs", partitions)
-            .await
-            .expect("topic created");
-        MemoryBroker(child)
-    }
-}
-
-impl Drop for MemoryBroker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+async fn start_memory_broker(port: u16, dir: &Path, partitions: i32) -> Tansu {
+    let broker = start_tansu(port, dir, "memory://tansu/");
+    let brokers = format!("127.0.0.1:{port}");
+    broker::wait_until_reachable(&brokers, Duration::from_secs(30))
+        .await
+        .expect("tansu up");
+    broker::ensure_topic(&brokers, "web-logs", partitions)
+        .await
+        .expect("topic created");
+    broker
 }
 
 async fn ingest(http: &reqwest::Client) {
@@ -340,7 +329,7 @@ async fn ingest(http: &reqwest::Client) {
     let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
     let broker_dir = tempfile::tempdir().expect("broker dir");
-    let _broker = MemoryBroker::start(port, broker_dir.path(), 3).await;
+    let _broker = start_memory_broker(port, broker_dir.path(), 3).await;
     let started = Instant::now();
     let filled = Command::new(LAKEPULSE)
         .args([
@@ -399,7 +388,7 @@ async fn scale_out(http: &reqwest::Client) {
         let port = free_port();
         let brokers = format!("127.0.0.1:{port}");
         let broker_dir = tempfile::tempdir().expect("broker dir");
-        let _broker = MemoryBroker::start(port, broker_dir.path(), 6).await;
+        let _broker = start_memory_broker(port, broker_dir.path(), 6).await;
         let lake = tempfile::tempdir().expect("lake dir");
         let table = lake.path().join("logs").display().to_string();
         let mut servers = Vec::new();

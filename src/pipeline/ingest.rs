@@ -290,11 +290,11 @@ pub async fn run<C: ConsumerContext + 'static>(
                 InSequence::Next => Some((sender, assignment.epoch)),
                 InSequence::Again => None,
                 InSequence::AfterGap(from) => {
-                    tracing::warn!(
+                    tracing::debug!(
                         partition,
-                        from,
+                        reread_from = from,
                         offset,
-                        "the broker skipped offsets; reading again from the first one missing"
+                        "the broker skipped offsets; reading the partition again from before them"
                     );
                     if let Err(error) = consumer.seek(
                         message.topic(),
@@ -387,8 +387,11 @@ pub async fn run<C: ConsumerContext + 'static>(
 
 /// Where the writer's reading of each partition stands in its current assignment. Rows must
 /// reach the lake in offset order, once each; a broker may hand a consumer offsets it already
-/// handed it, or skip some (tansu 0.6 does both while producers write), and librdkafka passes
-/// that on.
+/// handed it, or skip some, and librdkafka passes that on. Tansu 0.6 on object storage (its
+/// memory and S3 engines) serves a fetch only from the batches that start at or after the
+/// offset asked: resumed inside a batch (after a crash
+/// between two commits), the rest of that batch is skipped however often it is read again from
+/// there, so a gap is read again from further and further back until the read reaches before it.
 #[derive(Default)]
 struct Sequences(HashMap<i32, Sequence>);
 
@@ -396,9 +399,18 @@ struct Sequence {
     epoch: u64,
     /// The offset expected next.
     next: Option<i64>,
-    /// A gap already read again from this offset: if it shows again, the broker has nothing
-    /// there (compacted away, or transaction markers), and reading goes on past it.
-    read_again_from: Option<i64>,
+    /// The gap before the latest offset handed, while it is being read again.
+    gap: Option<Rereading>,
+}
+
+/// A gap being read again.
+#[derive(Clone, Copy)]
+struct Rereading {
+    /// Where the latest read again started.
+    from: i64,
+    /// Whether that read handed an offset before the gap: it covered the gap's start, so what
+    /// is still missing is not in the broker's log (compacted away, or transaction markers).
+    reached_before: bool,
 }
 
 /// Where a message stands in its partition's sequence.
@@ -408,7 +420,7 @@ enum InSequence {
     Next,
     /// An offset already taken: drop it.
     Again,
-    /// Offsets before this one are missing: read again from the first of them.
+    /// Offsets before this one are missing: read again from the offset given.
     AfterGap(i64),
 }
 
@@ -417,30 +429,57 @@ impl Sequences {
         let sequence = self.0.entry(partition).or_insert(Sequence {
             epoch: assignment.epoch,
             next: assignment.start,
-            read_again_from: None,
+            gap: None,
         });
         if sequence.epoch != assignment.epoch {
             *sequence = Sequence {
                 epoch: assignment.epoch,
                 next: assignment.start,
-                read_again_from: None,
+                gap: None,
             };
         }
-        match sequence.next {
-            Some(next) if offset < next => InSequence::Again,
-            Some(next) if offset > next && sequence.read_again_from != Some(next) => {
-                sequence.read_again_from = Some(next);
-                InSequence::AfterGap(next)
-            }
-            _ => {
-                if sequence.next.is_some_and(|next| offset > next) {
-                    tracing::warn!(partition, from = sequence.next, to = offset, "offsets missing from the broker (compacted, or transaction markers); going on past them");
+        match (sequence.next, sequence.gap) {
+            (Some(next), _) if offset < next => {
+                if let Some(gap) = sequence.gap.as_mut() {
+                    gap.reached_before |= offset >= gap.from;
                 }
-                sequence.next = Some(offset + 1);
-                sequence.read_again_from = None;
-                InSequence::Next
+                InSequence::Again
             }
+            (Some(next), gap) if offset > next => match gap {
+                Some(Rereading {
+                    reached_before: false,
+                    from,
+                }) if from > 0 => {
+                    let from = (next - 2 * (next - from)).max(0);
+                    sequence.gap = Some(Rereading {
+                        from,
+                        reached_before: false,
+                    });
+                    InSequence::AfterGap(from)
+                }
+                Some(_) => {
+                    tracing::info!(partition, from = next, to = offset, "offsets missing from the broker (compacted, or transaction markers); going on past them");
+                    sequence.take(offset)
+                }
+                None => {
+                    let from = (next - 1).max(0);
+                    sequence.gap = Some(Rereading {
+                        from,
+                        reached_before: false,
+                    });
+                    InSequence::AfterGap(from)
+                }
+            },
+            _ => sequence.take(offset),
         }
+    }
+}
+
+impl Sequence {
+    fn take(&mut self, offset: i64) -> InSequence {
+        self.next = Some(offset + 1);
+        self.gap = None;
+        InSequence::Next
     }
 }
 
@@ -738,7 +777,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offsets_handed_again_are_dropped_and_a_gap_is_read_again_once() {
+    fn offsets_handed_again_are_dropped_and_a_gap_is_read_again_until_the_read_reaches_before_it() {
         let mut sequences = Sequences::default();
         let first = Assignment {
             epoch: 1,
@@ -749,21 +788,43 @@ mod tests {
         assert_eq!(check(&mut sequences, 10, first), InSequence::Next);
         assert_eq!(check(&mut sequences, 11, first), InSequence::Next);
         assert_eq!(check(&mut sequences, 10, first), InSequence::Again);
-        // 12 and 13 skipped: read again from 12; the same gap again is the broker's log.
-        assert_eq!(check(&mut sequences, 14, first), InSequence::AfterGap(12));
+        // 12 and 13 skipped: read again from just before them. The read hands 11 and then 14
+        // again: it reached before the gap, so the gap is the broker's log.
+        assert_eq!(check(&mut sequences, 14, first), InSequence::AfterGap(11));
+        assert_eq!(check(&mut sequences, 11, first), InSequence::Again);
         assert_eq!(check(&mut sequences, 14, first), InSequence::Next);
         assert_eq!(check(&mut sequences, 15, first), InSequence::Next);
-        assert_eq!(check(&mut sequences, 17, first), InSequence::AfterGap(16));
+        // A gap the read again fills.
+        assert_eq!(check(&mut sequences, 17, first), InSequence::AfterGap(15));
         assert_eq!(check(&mut sequences, 16, first), InSequence::Next);
-        // A new assignment starts from its own resume point, whatever the last one read.
-        let again = Assignment {
+
+        // Resumed at 31 inside a batch of 28..=33 on a broker that serves a fetch only from
+        // the batches starting at or after the offset asked: each read again hands 34 first,
+        // until one starts at or before 28.
+        let resumed = Assignment {
             epoch: 2,
-            start: Some(12),
+            start: Some(31),
         };
-        assert_eq!(check(&mut sequences, 12, again), InSequence::Next);
+        assert_eq!(check(&mut sequences, 34, resumed), InSequence::AfterGap(30));
+        assert_eq!(check(&mut sequences, 34, resumed), InSequence::AfterGap(29));
+        assert_eq!(check(&mut sequences, 34, resumed), InSequence::AfterGap(27));
+        for again in 28..31 {
+            assert_eq!(check(&mut sequences, again, resumed), InSequence::Again);
+        }
+        for next in 31..=34 {
+            assert_eq!(check(&mut sequences, next, resumed), InSequence::Next);
+        }
+
+        // A gap at the log's start is read again once from there.
+        let at_start = Assignment {
+            epoch: 3,
+            start: Some(0),
+        };
+        assert_eq!(check(&mut sequences, 2, at_start), InSequence::AfterGap(0));
+        assert_eq!(check(&mut sequences, 2, at_start), InSequence::Next);
         // Resumed at the log's start: the first offset read is taken.
         let from_start = Assignment {
-            epoch: 3,
+            epoch: 4,
             start: None,
         };
         assert_eq!(check(&mut sequences, 40, from_start), InSequence::Next);

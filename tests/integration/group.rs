@@ -11,7 +11,7 @@ use std::time::Duration;
 /// SQLite, as the embedded broker runs: tansu 0.6's memory engine cannot fetch from the middle
 /// of a record batch, where a partition taken over usually resumes (it skips to the next batch).
 struct Shared {
-    broker: std::process::Child,
+    _broker: Tansu,
     brokers: String,
     _broker_dir: tempfile::TempDir,
     lake: Lake,
@@ -28,7 +28,7 @@ impl Shared {
         let broker_dir = tempfile::tempdir().unwrap();
         let port = free_port();
         Shared {
-            broker: start_tansu(port, broker_dir.path(), "sqlite://tansu.db"),
+            _broker: start_tansu(port, broker_dir.path(), "sqlite://tansu.db"),
             brokers: format!("127.0.0.1:{port}"),
             _broker_dir: broker_dir,
             lake,
@@ -61,13 +61,6 @@ impl Shared {
         env.extend(borrowed(&lake_env));
         let (server, _) = Server::ready(&env).await;
         server
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let _ = self.broker.kill();
-        let _ = self.broker.wait();
     }
 }
 

@@ -681,7 +681,7 @@ pub async fn generate_while_reading_owned(brokers: String, count: u64, rate: u64
 }
 
 /// A tansu broker of the test's own; `storage` as tansu's `--storage-engine` takes it.
-pub fn start_tansu(port: u16, dir: &Path, storage: &str) -> Child {
+pub fn start_tansu(port: u16, dir: &Path, storage: &str) -> Tansu {
     let listener = format!("tcp://127.0.0.1:{port}");
     Command::new("tansu")
         .args([
@@ -696,5 +696,29 @@ pub fn start_tansu(port: u16, dir: &Path, storage: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Tansu)
         .expect("tansu on PATH (make test-tools installs it)")
+}
+
+/// A test's own broker, killed however the test ends: a panicking test would leave it running.
+pub struct Tansu(Child);
+
+impl std::ops::Deref for Tansu {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tansu {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

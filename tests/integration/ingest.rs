@@ -473,7 +473,7 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
     let broker_dir = tempfile::tempdir().unwrap();
     let broker_port = free_port();
     let brokers = format!("127.0.0.1:{broker_port}");
-    let mut broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let _broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
     let (server, client) = Server::ready(&[("KAFKA_BROKERS", brokers.as_str())]).await;
     const HOSTILE: usize = 100_000;
     let producer: FutureProducer = ClientConfig::new()
@@ -614,8 +614,6 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
     )
     .await;
     assert_eq!(answer["rows"], json!([[huge, HUGE, HUGE]]));
-    let _ = broker.kill();
-    let _ = broker.wait();
 }
 
 #[tokio::test]
@@ -681,7 +679,7 @@ async fn no_dead_letter_is_lost_to_a_sigterm_or_a_sigkill() {
     let broker_dir = tempfile::tempdir().unwrap();
     let broker_port = free_port();
     let brokers = format!("127.0.0.1:{broker_port}");
-    let mut broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let _broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
     let env = [
         ("KAFKA_BROKERS", brokers.as_str()),
         ("COMMIT_INTERVAL_MS", "600000"),
@@ -779,8 +777,6 @@ async fn no_dead_letter_is_lost_to_a_sigterm_or_a_sigkill() {
     assert!(server.stop().success());
     let letters = dead_letters_to_end(&brokers, 2 * BAD as usize + 1, Duration::from_secs(3)).await;
     assert_eq!(payloads(&letters, "kill"), expected("kill"), "each once");
-    let _ = broker.kill();
-    let _ = broker.wait();
 }
 
 /// Values no real request has, from an ordinary client: they neither stop ingest nor poison a
