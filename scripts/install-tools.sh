@@ -54,13 +54,13 @@ CRATES
   rm -rf "$TANSU_SRC/target"
 fi
 
-if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] || [ ! -x web/node_modules/.bin/wasm-opt ] \
+if [ ! -d web/node_modules/echarts ] || [ ! -x web/node_modules/.bin/wasm-opt ] \
+  || [ ! -x web/node_modules/.bin/esbuild ] \
   || [ ! -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
-  say "installing ECharts, Swagger UI and binaryen's wasm-opt (npm)"
+  say "installing ECharts, esbuild, Swagger UI and binaryen's wasm-opt (npm)"
   (cd web && npm ci --no-audit --no-fund)
 fi
-# Served from the site root like public/'s other files, for the Makefile and cargo-leptos alike.
-cp -u web/node_modules/echarts/dist/echarts.min.js public/
+# Served from the site root like public/'s other files.
 cp -u web/node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css} public/api-docs/
 
 if [ "$what" != run ] && [ ! -x tests/servers/node_modules/.bin/azurite-blob ]; then

@@ -5,7 +5,7 @@ use clap::Parser;
 use lakepulse::cli::{Cli, Command, LogFormat, ServeArgs};
 use lakepulse::pipeline::Pipeline;
 use lakepulse::server::access::{Access, AllowedHosts, Guard};
-use lakepulse::server::{router, until_started, AppState};
+use lakepulse::server::{router, site, until_started, AppState};
 use lakepulse::tools;
 use leptos::prelude::LeptosOptions;
 use std::future::IntoFuture;
@@ -87,9 +87,10 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         _ = stop_requested() => return Ok(()),
     };
     let health = pipeline.health();
+    let site_root = config.site_root();
     let leptos_options = LeptosOptions::builder()
-        .output_name("lakepulse")
-        .site_root(config.site_root())
+        .output_name(site::bundle_name(std::path::Path::new(&site_root)))
+        .site_root(site_root)
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();

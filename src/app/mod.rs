@@ -9,12 +9,23 @@ pub mod shortcuts;
 pub mod sql_highlight;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment};
 
+/// The bundle's stylesheet, under the content-hashed name `make site` gave it.
+pub fn stylesheet_href(options: &LeptosOptions) -> String {
+    format!("/{}/{}.css", options.site_pkg_dir, options.output_name)
+}
+
 /// The HTML document every page renders into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let stylesheet = stylesheet_href(&options);
+    // ECharts for charming's charts: the parts the pages draw, served by lakepulse itself.
+    let echarts = format!(
+        "/{}/{}.echarts.js",
+        options.site_pkg_dir, options.output_name
+    );
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -23,8 +34,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <script>{components::theme_toggle::APPLY_SAVED_THEME}</script>
-                // ECharts, served by lakepulse itself, for charming's charts.
-                <script src="/echarts.min.js"></script>
+                <link rel="stylesheet" href=stylesheet />
+                <script src=echarts></script>
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -40,7 +51,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/lakepulse.css" />
         <Title text="lakepulse" />
         <Router>
             <header class="topbar">

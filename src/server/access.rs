@@ -6,11 +6,13 @@
 //! session cookie `/login` hands out for it; `/login`, the static assets and a bare `/health`
 //! status stay open.
 
+use crate::app::stylesheet_href;
 use axum::extract::{ConnectInfo, Form, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use leptos::prelude::LeptosOptions;
 use rand::RngCore;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -21,14 +23,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 const COOKIE: &str = "lakepulse_session";
-const OPEN_PATHS: &[&str] = &[
-    "/health",
-    "/livez",
-    "/readyz",
-    "/login",
-    "/favicon.svg",
-    "/echarts.min.js",
-];
+const OPEN_PATHS: &[&str] = &["/health", "/livez", "/readyz", "/login", "/favicon.svg"];
 /// How long a sign-in lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Sessions kept at most; past it the oldest ends.
@@ -301,7 +296,7 @@ enum LoginRefusal {
     TooManyTries,
 }
 
-fn login_page(next: &str, refusal: Option<LoginRefusal>) -> Html<String> {
+fn login_page(options: &LeptosOptions, next: &str, refusal: Option<LoginRefusal>) -> Html<String> {
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('"', "&quot;")
@@ -317,7 +312,8 @@ fn login_page(next: &str, refusal: Option<LoginRefusal>) -> Html<String> {
         }
     };
     Html(format!(
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>lakepulse · sign in</title><link rel="stylesheet" href="/pkg/lakepulse.css"></head><body><main class="login"><h1>lakepulse</h1>{error}<form method="post" action="/login"><label>Access token <input type="password" name="token" autocomplete="current-password" autofocus required></label><input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form></main></body></html>"#,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>lakepulse · sign in</title><link rel="stylesheet" href="{}"></head><body><main class="login"><h1>lakepulse</h1>{error}<form method="post" action="/login"><label>Access token <input type="password" name="token" autocomplete="current-password" autofocus required></label><input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form></main></body></html>"#,
+        stylesheet_href(options),
         escape(next)
     ))
 }
@@ -326,8 +322,11 @@ fn login_page(next: &str, refusal: Option<LoginRefusal>) -> Html<String> {
 #[utoipa::path(get, path = "/login", tag = "access", params(LoginTarget), responses(
     (status = 200, description = "the sign-in form", content_type = "text/html", body = String),
 ))]
-pub async fn login_form(Query(target): Query<LoginTarget>) -> Html<String> {
-    login_page(&local_path(target.next), None)
+pub async fn login_form(
+    State(options): State<LeptosOptions>,
+    Query(target): Query<LoginTarget>,
+) -> Html<String> {
+    login_page(&options, &local_path(target.next), None)
 }
 
 /// Checks the token (a few tries a minute per address) and hands out a session cookie.
@@ -340,6 +339,7 @@ pub async fn login_form(Query(target): Query<LoginTarget>) -> Html<String> {
 ))]
 pub async fn login(
     State(guard): State<Guard>,
+    State(options): State<LeptosOptions>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -350,7 +350,7 @@ pub async fn login(
     };
     access.logins.retain_recent();
     if access.logins.check_key(&peer.ip()).is_err() {
-        let page = login_page(&next, Some(LoginRefusal::TooManyTries));
+        let page = login_page(&options, &next, Some(LoginRefusal::TooManyTries));
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "60")],
@@ -361,7 +361,7 @@ pub async fn login(
     if !access.matches(form.token.trim()) {
         return (
             StatusCode::UNAUTHORIZED,
-            login_page(&next, Some(LoginRefusal::WrongToken)),
+            login_page(&options, &next, Some(LoginRefusal::WrongToken)),
         )
             .into_response();
     }

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod rest;
+pub mod site;
 mod sse;
 
 use crate::app::{shell, App};
@@ -48,9 +49,9 @@ pub fn router(state: AppState) -> Router {
     let pipeline = state.pipeline.clone();
     // The site's files, answered with Last-Modified and 304s (the pages' fallback below hands
     // a file on without the request's headers, so it never says "not modified").
-    let site = std::path::Path::new(options.site_root.as_ref());
+    let site = std::path::PathBuf::from(options.site_root.as_ref());
     let not_a_file = leptos_axum::file_and_error_handler::<AppState, _>(shell);
-    let assets = ServeDir::new(site)
+    let assets = ServeDir::new(&site)
         .call_fallback_on_method_not_allowed(true)
         .fallback(not_a_file.with_state(state.clone()));
     // Every route but the pages (and their server functions) is in the OpenAPI document:
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(pipeline.clone()),
             move || shell(options.clone()),
         )
+        .nest_service("/pkg", site::bundle_files(&site))
         .fallback_service(assets)
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
@@ -96,12 +98,11 @@ pub fn router(state: AppState) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
-        // The bundle, ECharts, pages and answers gzipped (a first visit's 2.8 MB became
-        // 1.0 MB); never the live stream, which must not wait for a compressor's buffer.
+        // Pages and answers gzipped (the bundle's files come compressed ahead of time); never
+        // the live stream, which must not wait for a compressor's buffer.
         .layer(CompressionLayer::new())
-        // Revalidated on every use: the bundle's name does not change with its content, and a
-        // browser that kept an old one would hydrate pages it no longer matches. An unchanged
-        // file costs a 304.
+        // Pages, answers and the site's other files are revalidated on every use (an unchanged
+        // file costs a 304); the bundle's content-named files say they are kept for good.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
