@@ -171,13 +171,14 @@ async fn the_embedded_broker_is_ours_or_not_used_and_ends_with_lakepulse() {
         "sqlite://tansu.db",
     );
     std::fs::write(broker_dir.join("tansu.pid"), leftover.id().to_string()).unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the leftover broker listening",
-        &server,
-        || async { tokio::net::TcpStream::connect(server.brokers()).await.ok() },
-    )
-    .await;
+    // Answering as a broker, not only accepting connections: lakepulse must find it there.
+    lakepulse::pipeline::broker::wait_until_reachable(&server.brokers(), Duration::from_secs(30))
+        .await
+        .expect("the leftover broker answering");
+    assert!(
+        leftover.try_wait().unwrap().is_none(),
+        "the leftover broker exited"
+    );
     server.start_again();
     let _: Value = started(&client, &server, Duration::from_secs(120), "/health").await;
     let log = server.log();
