@@ -22,6 +22,9 @@ mod harness;
 
 use harness::{free_port, start_tansu, Server, Tansu};
 
+#[path = "common/questions.rs"]
+mod questions;
+
 const LAKEPULSE: &str = env!("CARGO_BIN_EXE_lakepulse");
 /// How long each measured run produces events.
 const RUN: Duration = Duration::from_secs(15);
@@ -470,6 +473,89 @@ async fn lake_on_object_storage(http: &reqwest::Client) {
     latency(http, &server, 1_000, "table on Azurite").await;
 }
 
+/// The five SQL questions through `/api/query`, one after another with 100 ms between them as a
+/// dashboard's user might ask, while lakepulse writes the table from empty at 1 000 ev/s as
+/// `make run` does (a commit a second, the recent files merged every minute):
+/// `BENCH_LIVE_TABLE_MINUTES` (10) minutes, p50 and p99 per question and per minute of the
+/// table's age, each through HTTP as a client sees it. `variant` names the settings `env`
+/// changes.
+async fn live_table(http: &reqwest::Client, variant: &str, env: &[(&str, &str)]) {
+    let minutes: u64 = std::env::var("BENCH_LIVE_TABLE_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10)
+        .max(1);
+    let server = start(env).await;
+    let mut gen = Command::new(LAKEPULSE)
+        .args(["gen", "--steady", "--rate", "1000"])
+        .args(["--duration", &(minutes * 60).to_string()])
+        .env("KAFKA_BROKERS", server.brokers())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start gen");
+    let url = server.url("/api/query");
+    let mut by_question: Vec<Histogram<u64>> =
+        questions::QUERIES.iter().map(|_| histogram()).collect();
+    let mut by_minute: Vec<Histogram<u64>> = (0..minutes).map(|_| histogram()).collect();
+    let mut failed = 0;
+    let started = Instant::now();
+    for asked in 0.. {
+        let age = started.elapsed();
+        if age >= Duration::from_secs(minutes * 60) {
+            break;
+        }
+        let (_, sql, _) = questions::QUERIES[asked % questions::QUERIES.len()];
+        let began = Instant::now();
+        let answered = match http
+            .post(&url)
+            .json(&serde_json::json!({ "query": sql }))
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
+            _ => false,
+        };
+        let took = began.elapsed().as_millis().max(1) as u64;
+        if answered {
+            let _ = by_question[asked % questions::QUERIES.len()].record(took);
+            let _ = by_minute[(age.as_secs() / 60).min(minutes - 1) as usize].record(took);
+        } else {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = gen.wait();
+    let health = harness::get_json(http, &server.url("/health"))
+        .await
+        .unwrap_or_default();
+    let setup = format!("written at 1000 ev/s for {minutes} min from empty, {variant}");
+    for ((what, _, _), times) in questions::QUERIES.iter().zip(&by_question) {
+        println!(
+            "| SQL on the live table | {what}, {setup} | p50 {}, p99 {} ({} answers) | target p50 50 ms, p99 300 ms |",
+            ms(times, 0.5),
+            ms(times, 0.99),
+            times.len()
+        );
+    }
+    let worst = |quantile: f64| {
+        by_minute
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .max_by_key(|(_, h)| h.value_at_quantile(quantile))
+            .map_or("-".to_owned(), |(minute, h)| {
+                format!("{} (minute {})", ms(h, quantile), minute + 1)
+            })
+    };
+    println!(
+        "| SQL on the live table | the five questions per minute of the table's age, {variant} | worst minute's p50 {}, worst minute's p99 {}; {failed} failed; {} rows in {} files at the end | target p50 50 ms, p99 300 ms at every age |",
+        worst(0.5),
+        worst(0.99),
+        health["lake"]["rowsCommitted"],
+        health["lake"]["files"]
+    );
+}
+
 /// `cargo bench --bench live -- scale_out latency` runs the sections whose names contain one of
 /// the words; none runs them all (cargo adds `--bench`, which is not a word).
 fn wanted(section: &str) -> bool {
@@ -508,5 +594,15 @@ async fn main() {
     }
     if wanted("scale_out") {
         scale_out(&http).await;
+    }
+    if wanted("live_table") {
+        live_table(&http, "as `make run` starts it", &[]).await;
+        // Baseline: the small files wait for the full maintenance, as before the compaction.
+        live_table(
+            &http,
+            "compaction only with the 10-minute maintenance",
+            &[("LAKE_COMPACTION_SECS", "600")],
+        )
+        .await;
     }
 }

@@ -170,6 +170,10 @@ const STILL_FAILING_WITHIN: Duration = Duration::from_secs(15);
 /// A probe that fails while messages arrived this recently is a slow answer from a busy
 /// broker, not a lost one: the status keeps what it last knew.
 const READ_RECENTLY: Duration = Duration::from_secs(10);
+/// A broker is called unreachable once its probes have gone unanswered this long: one probe
+/// that timed out while a loaded broker caught up (a 3 s metadata timeout on two busy cores)
+/// is not an outage.
+const UNANSWERED_FOR: Duration = Duration::from_secs(8);
 
 /// Consume errors since the last message read, and when the last message was read.
 #[derive(Default)]
@@ -679,6 +683,8 @@ pub async fn watch_connection(
     ownership: Arc<Ownership>,
 ) {
     let owned = ownership.watch();
+    // When the broker last answered a probe (or the watch began).
+    let mut unanswered_since = Instant::now();
     loop {
         let (writer, follower) = (writer.clone(), follower.clone());
         let name = topic.clone();
@@ -688,6 +694,9 @@ pub async fn watch_connection(
         let probe =
             tokio::task::spawn_blocking(move || progress(&writer, &follower, &name, &written_here))
                 .await;
+        if matches!(probe, Ok(Ok(_))) {
+            unanswered_since = Instant::now();
+        }
         {
             let mut link = link.write().unwrap_or_else(|e| e.into_inner());
             match probe {
@@ -708,6 +717,9 @@ pub async fn watch_connection(
                 }
                 Ok(Err(error)) if failures.read_within(READ_RECENTLY) => {
                     tracing::debug!(%error, "the broker answered the probe late while messages flow");
+                }
+                Ok(Err(error)) if unanswered_since.elapsed() < UNANSWERED_FOR => {
+                    tracing::debug!(%error, "the broker did not answer the probe; asking again before calling it down");
                 }
                 Ok(Err(error)) => {
                     link.state = LinkState::Unreachable {

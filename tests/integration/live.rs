@@ -303,12 +303,23 @@ async fn a_thousand_stuck_sse_clients_at_5000_events_a_second_keep_memory_bounde
         peak < before + 1_024.0,
         "RSS reached {peak:.0} MiB from {before:.0}"
     );
-    let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
+    // Healthy once ingest has worked through the backlog: on two cores shared with the other
+    // tests the embedded broker may leave a probe unanswered for a while under this load,
+    // which the status rightly shows meanwhile.
+    let health: Value = eventually(
+        Duration::from_secs(120),
+        "/health ok after the load",
+        &server,
+        || async {
+            let health: Value = get_json(&client, &server.url("/health")).await?;
+            (health["status"] == "ok").then_some(health)
+        },
+    )
+    .await;
     assert_eq!(
         health["clients"], STUCK,
         "the stuck clients are still connected"
     );
-    assert_eq!(health["status"], "ok", "{health}");
     drop(stuck);
 }
 
