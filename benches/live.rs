@@ -475,17 +475,16 @@ async fn lake_on_object_storage(http: &reqwest::Client) {
 
 /// The five SQL questions through `/api/query`, one after another with 100 ms between them as a
 /// dashboard's user might ask, while lakepulse writes the table from empty at 1 000 ev/s as
-/// `make run` does (a commit a second, the recent files merged every minute):
+/// `make run` does (a commit a second; the maintenance compacts every 10 minutes):
 /// `BENCH_LIVE_TABLE_MINUTES` (10) minutes, p50 and p99 per question and per minute of the
-/// table's age, each through HTTP as a client sees it. `variant` names the settings `env`
-/// changes.
-async fn live_table(http: &reqwest::Client, variant: &str, env: &[(&str, &str)]) {
+/// table's age, each through HTTP as a client sees it.
+async fn live_table(http: &reqwest::Client) {
     let minutes: u64 = std::env::var("BENCH_LIVE_TABLE_MINUTES")
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(10)
         .max(1);
-    let server = start(env).await;
+    let server = start(&[]).await;
     let mut gen = Command::new(LAKEPULSE)
         .args(["gen", "--steady", "--rate", "1000"])
         .args(["--duration", &(minutes * 60).to_string()])
@@ -528,7 +527,7 @@ async fn live_table(http: &reqwest::Client, variant: &str, env: &[(&str, &str)])
     let health = harness::get_json(http, &server.url("/health"))
         .await
         .unwrap_or_default();
-    let setup = format!("written at 1000 ev/s for {minutes} min from empty, {variant}");
+    let setup = format!("written at 1000 ev/s for {minutes} min from empty");
     for ((what, _, _), times) in questions::QUERIES.iter().zip(&by_question) {
         println!(
             "| SQL on the live table | {what}, {setup} | p50 {}, p99 {} ({} answers) | target p50 50 ms, p99 300 ms |",
@@ -548,7 +547,7 @@ async fn live_table(http: &reqwest::Client, variant: &str, env: &[(&str, &str)])
             })
     };
     println!(
-        "| SQL on the live table | the five questions per minute of the table's age, {variant} | worst minute's p50 {}, worst minute's p99 {}; {failed} failed; {} rows in {} files at the end | target p50 50 ms, p99 300 ms at every age |",
+        "| SQL on the live table | the five questions per minute of the table's age | worst minute's p50 {}, worst minute's p99 {}; {failed} failed; {} rows in {} files at the end | target p50 50 ms, p99 300 ms at every age |",
         worst(0.5),
         worst(0.99),
         health["lake"]["rowsCommitted"],
@@ -596,13 +595,6 @@ async fn main() {
         scale_out(&http).await;
     }
     if wanted("live_table") {
-        live_table(&http, "as `make run` starts it", &[]).await;
-        // Baseline: the small files wait for the full maintenance, as before the compaction.
-        live_table(
-            &http,
-            "compaction only with the 10-minute maintenance",
-            &[("LAKE_COMPACTION_SECS", "600")],
-        )
-        .await;
+        live_table(&http).await;
     }
 }

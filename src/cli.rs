@@ -3,7 +3,6 @@
 //! take theirs as they are.
 
 use crate::pipeline::config::{KafkaSource, PipelineConfig};
-use crate::pipeline::lake::MaintenanceSchedule;
 use chrono::{DateTime, Utc};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -141,12 +140,7 @@ pub struct ServeArgs {
     /// Live-stream (SSE) clients served at once; more get HTTP 503.
     #[arg(long, env = "MAX_SSE_CLIENTS", default_value_t = 20_000)]
     max_sse_clients: u64,
-    /// Seconds between compactions of the recent days' small files (a commit a second leaves
-    /// one file a second).
-    #[arg(long, env = "LAKE_COMPACTION_SECS", default_value_t = 60)]
-    lake_compaction_secs: u64,
-    /// Seconds between full maintenances of the lake: retention, compaction of every
-    /// partition, vacuum and checkpoint.
+    /// Seconds between compactions, vacuums and checkpoints of the lake.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     lake_maintenance_secs: u64,
     /// Rows older than this (`30d`, `12w`; by event date, a whole day at a time) are deleted
@@ -227,10 +221,7 @@ impl ServeArgs {
             query_spill_bytes: self.query_spill_mb.saturating_mul(1024 * 1024),
             query_concurrency: self.query_concurrency,
             max_sse_clients: self.max_sse_clients,
-            lake_maintenance: MaintenanceSchedule {
-                compact_every: Duration::from_secs(self.lake_compaction_secs.max(1)),
-                full_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
-            },
+            lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
             retention: self.retention,
         }
     }

@@ -1,7 +1,6 @@
 //! What the pipeline runs with: plain settings, defaults already resolved. The command line
 //! (`crate::cli`) builds them; tests and embedders can build them directly.
 
-use crate::pipeline::lake::MaintenanceSchedule;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,8 +63,8 @@ pub struct PipelineConfig {
     pub query_concurrency: usize,
     /// Live-stream (SSE) clients served at once.
     pub max_sse_clients: u64,
-    /// How often the lake's recent files are compacted, and the whole table maintained.
-    pub lake_maintenance: MaintenanceSchedule,
+    /// Time between compactions, vacuums and checkpoints of the lake.
+    pub lake_maintenance_every: Duration,
     /// Days of events the table keeps (by event date); None keeps every row.
     pub retention: Option<Duration>,
 }

@@ -24,10 +24,9 @@ use deltalake::kernel::{StructType, Transaction};
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, FilterOp, FilterValue};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::FutureExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::num::NonZeroU64;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -582,23 +581,19 @@ fn rows_to_batch(
 /// compactions of several do not conflict.
 const MAINTAINER_PARTITION: i32 = 0;
 
-/// Keeps the table fast to read, off the ingest path: every `schedule.compact_every` merges
-/// the small files the latest commits left in the recent days' partitions, and every
-/// `schedule.full_every` deletes the days past `retention` (when set), compacts every
-/// partition, vacuums files no longer referenced (past the table's retention, 7 days by
-/// default) and writes a checkpoint. Appends made meanwhile are blind appends, which Delta lets
-/// through alongside a compaction. Only the instance that writes partition 0 does this.
+/// Deletes the days past `retention` (when set), compacts small files, vacuums files no
+/// longer referenced (past the table's retention, 7 days by default) and writes a checkpoint,
+/// every `every`, off the ingest path: appends made meanwhile are blind appends, which Delta
+/// lets through alongside a compaction. Only the instance that writes partition 0 does.
 pub async fn maintain(
     url: Url,
     progress: Arc<RwLock<LakeProgress>>,
-    schedule: MaintenanceSchedule,
+    every: Duration,
     retention: Option<Duration>,
     ownership: Arc<Ownership>,
 ) {
-    let mut tick = tokio::time::interval(schedule.compact_every.min(schedule.full_every));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(every);
     tick.tick().await;
-    let mut last_full = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if ownership.epoch(MAINTAINER_PARTITION).is_none() {
@@ -608,15 +603,6 @@ pub async fn maintain(
                 .maintenance = Maintenance::ByAnotherInstance;
             continue;
         }
-        if last_full.elapsed() < schedule.full_every {
-            match compact_recent(&url).await {
-                Ok(files) => progress.write().unwrap_or_else(|e| e.into_inner()).files = files,
-                // The next tick tries again; the full maintenance reports its own outcome.
-                Err(error) => tracing::warn!(%error, "compacting the recent files failed"),
-            }
-            continue;
-        }
-        last_full = tokio::time::Instant::now();
         let outcome = maintain_once(&url, retention).await;
         let at = Utc::now();
         // The files and the summary change together, under one lock.
@@ -635,47 +621,6 @@ pub async fn maintain(
             }
         };
     }
-}
-
-/// How often the lake's upkeep runs.
-#[derive(Debug, Clone, Copy)]
-pub struct MaintenanceSchedule {
-    /// Merging the recent partitions' small files.
-    pub compact_every: Duration,
-    /// Retention, compaction of every partition, vacuum and checkpoint.
-    pub full_every: Duration,
-}
-
-/// The recent compaction merges files up to this size: a day's partition then grows by files
-/// of this size, and the compaction every minute rewrites at most this much, not the day.
-const RECENT_FILE_TARGET: NonZeroU64 = NonZeroU64::new(16 * 1024 * 1024).unwrap();
-
-/// Merges the small files in yesterday's and today's partitions (by UTC event date: where
-/// commits land, but for late events) of the table at `url`; returns the table's files after.
-pub async fn compact_recent(url: &Url) -> Result<Option<TableFiles>, LakeError> {
-    let table = deltalake::open_table(url.clone()).await?;
-    let yesterday = (Utc::now() - chrono::TimeDelta::days(1))
-        .date_naive()
-        .to_string();
-    let recent = [(
-        PARTITION_COLUMN,
-        FilterOp::Ge,
-        FilterValue::Scalar(yesterday.as_str()),
-    )];
-    let (table, compaction) = table
-        .optimize()
-        .with_type(OptimizeType::Compact)
-        .with_filters(&recent)
-        .with_target_size(RECENT_FILE_TARGET)
-        .await?;
-    if compaction.num_files_removed > 0 {
-        tracing::debug!(
-            removed = compaction.num_files_removed,
-            added = compaction.num_files_added,
-            "compacted the recent files"
-        );
-    }
-    Ok(TableFiles::of(&table))
 }
 
 /// Deletes the days past `retention`, compacts, vacuums and checkpoints the table at `url`

@@ -212,7 +212,7 @@ impl Pipeline {
         tokio::spawn(lake::maintain(
             table_url.clone(),
             lake_progress.clone(),
-            config.lake_maintenance,
+            config.lake_maintenance_every,
             config.retention,
             ownership.clone(),
         ));

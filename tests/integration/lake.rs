@@ -202,55 +202,6 @@ async fn produce_in_one_batch(brokers: &str, values: &[Vec<u8>]) {
 }
 
 #[tokio::test]
-async fn the_live_tables_small_files_are_merged_as_it_is_written() {
-    let (server, client) =
-        Server::ready(&[("LAKE_COMPACTION_SECS", "2"), ("COMMIT_INTERVAL_MS", "100")]).await;
-    // Ten bursts a commit or more each: ten files or more, until a compaction merges them.
-    const BURSTS: u64 = 10;
-    for burst in 0..BURSTS {
-        produce_with_rdkafka(
-            &server.brokers(),
-            &numbered_events(&format!("burst{burst}"), 0..20),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let health = server.url("/health");
-    let lake: Value = eventually(
-        Duration::from_secs(60),
-        "the table in one file a day",
-        &server,
-        || async {
-            let lake = get_json(&client, &health).await?["lake"].clone();
-            // One file, or two when the bursts spanned midnight (UTC).
-            (lake["files"].as_u64()? <= 2 && lake["rowsCommitted"] == BURSTS * 20).then_some(lake)
-        },
-    )
-    .await;
-    assert!(lake["version"].as_u64().unwrap() > BURSTS, "{lake}");
-    let history: Value = get_json(&client, &server.url("/api/lake/history"))
-        .await
-        .expect("the history");
-    assert!(
-        history
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|version| version["operation"] == "OPTIMIZE"),
-        "{history}"
-    );
-    let url = server.url("/api/query");
-    let counted = first_row(
-        &client,
-        &url,
-        "SELECT count(*), count(DISTINCT endpoint) FROM logs",
-    )
-    .await
-    .expect("a count");
-    assert_eq!(counted, [Value::from(200), Value::from(200)]);
-}
-
-#[tokio::test]
 async fn a_stop_commits_every_consumed_event_before_exiting() {
     const EVENTS: u64 = 200;
     // No commit comes by itself within the test: what lands, the stop committed.
