@@ -21,6 +21,9 @@ impl Publisher {
             .set("bootstrap.servers", bootstrap)
             .set("linger.ms", "20")
             .set("compression.type", "lz4")
+            // A batch whose answer timed out on a loaded broker is sent again; without the
+            // producer id and sequence numbers the broker would keep both copies.
+            .set("enable.idempotence", "true")
             .create()
             .context("creating the Kafka producer")?;
         Ok(Publisher {
