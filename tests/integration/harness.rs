@@ -16,11 +16,23 @@ use std::time::{Duration, Instant};
 
 pub const TOPIC: &str = "web-logs";
 
+/// A port nothing listens on, for a server a test starts a moment later. Picked below the
+/// kernel's ephemeral range (32768-60999): a port the kernel hands out for `:0` may meanwhile
+/// become the local port of another test's outgoing connection (the ten-thousand-client test
+/// holds a third of the range), and a server meant for it then fails to bind while the test
+/// talks to a stranger. Each port is handed out once per test binary.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use rand::Rng;
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = rand::rng();
+    loop {
+        let port = rng.random_range(20_000..32_000);
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct Server {
@@ -327,10 +339,13 @@ where
 {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(value) = probe().await {
+        // A probe that never answers (a port another process took, which reads the request
+        // and says nothing) fails at the deadline like any other, with the logs.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Some(value)) = tokio::time::timeout(left, probe()).await {
             return value;
         }
-        if Instant::now() > deadline {
+        if Instant::now() >= deadline {
             let logs: Vec<String> = servers
                 .iter()
                 .map(|server| format!("--- server log ({}) ---\n{}", server.url(""), server.log()))
