@@ -13,19 +13,17 @@ use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment};
 
-/// The bundle's stylesheet, under the content-hashed name `make site` gave it.
-pub fn stylesheet_href(options: &LeptosOptions) -> String {
-    format!("/{}/{}.css", options.site_pkg_dir, options.output_name)
+/// A file of the bundle (`.css`, `.echarts.js`...), under the content-hashed name `make site`
+/// gave it.
+pub fn bundle_href(options: &LeptosOptions, suffix: &str) -> String {
+    format!("/{}/{}{suffix}", options.site_pkg_dir, options.output_name)
 }
 
 /// The HTML document every page renders into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    let stylesheet = stylesheet_href(&options);
+    let stylesheet = bundle_href(&options, ".css");
     // ECharts for charming's charts: the parts the pages draw, served by lakepulse itself.
-    let echarts = format!(
-        "/{}/{}.echarts.js",
-        options.site_pkg_dir, options.output_name
-    );
+    let echarts = bundle_href(&options, ".echarts.js");
     view! {
         <!DOCTYPE html>
         <html lang="en">

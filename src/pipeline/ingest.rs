@@ -393,9 +393,9 @@ pub async fn run<C: ConsumerContext + 'static>(
 /// reach the lake in offset order, once each; a broker may hand a consumer offsets it already
 /// handed it, or skip some, and librdkafka passes that on. Tansu 0.6 on object storage (its
 /// memory and S3 engines) serves a fetch only from the batches that start at or after the
-/// offset asked: resumed inside a batch (after a crash
-/// between two commits), the rest of that batch is skipped however often it is read again from
-/// there, so a gap is read again from further and further back until the read reaches before it.
+/// offset asked: resumed inside a batch (after a crash between two commits), the rest of that
+/// batch is skipped however often it is read again from there, so a gap is read again from
+/// further and further back until the read reaches before it.
 #[derive(Default)]
 struct Sequences(HashMap<i32, Sequence>);
 
@@ -442,38 +442,33 @@ impl Sequences {
                 gap: None,
             };
         }
-        match (sequence.next, sequence.gap) {
-            (Some(next), _) if offset < next => {
+        match sequence.next {
+            Some(next) if offset < next => {
                 if let Some(gap) = sequence.gap.as_mut() {
                     gap.reached_before |= offset >= gap.from;
                 }
                 InSequence::Again
             }
-            (Some(next), gap) if offset > next => match gap {
-                Some(Rereading {
-                    reached_before: false,
+            Some(next) if offset > next => {
+                // Each read again starts twice as far back as the one before.
+                let from = match sequence.gap {
+                    None => next - 1,
+                    Some(Rereading {
+                        from,
+                        reached_before: false,
+                    }) if from > 0 => next - 2 * (next - from),
+                    Some(_) => {
+                        tracing::info!(partition, from = next, to = offset, "offsets missing from the broker (compacted, or transaction markers); going on past them");
+                        return sequence.take(offset);
+                    }
+                }
+                .max(0);
+                sequence.gap = Some(Rereading {
                     from,
-                }) if from > 0 => {
-                    let from = (next - 2 * (next - from)).max(0);
-                    sequence.gap = Some(Rereading {
-                        from,
-                        reached_before: false,
-                    });
-                    InSequence::AfterGap(from)
-                }
-                Some(_) => {
-                    tracing::info!(partition, from = next, to = offset, "offsets missing from the broker (compacted, or transaction markers); going on past them");
-                    sequence.take(offset)
-                }
-                None => {
-                    let from = (next - 1).max(0);
-                    sequence.gap = Some(Rereading {
-                        from,
-                        reached_before: false,
-                    });
-                    InSequence::AfterGap(from)
-                }
-            },
+                    reached_before: false,
+                });
+                InSequence::AfterGap(from)
+            }
             _ => sequence.take(offset),
         }
     }

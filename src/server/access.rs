@@ -6,7 +6,7 @@
 //! session cookie `/login` hands out for it; `/login`, the static assets and a bare `/health`
 //! status stay open.
 
-use crate::app::stylesheet_href;
+use crate::app::bundle_href;
 use axum::extract::{ConnectInfo, Form, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
@@ -313,7 +313,7 @@ fn login_page(options: &LeptosOptions, next: &str, refusal: Option<LoginRefusal>
     };
     Html(format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>lakepulse · sign in</title><link rel="stylesheet" href="{}"></head><body><main class="login"><h1>lakepulse</h1>{error}<form method="post" action="/login"><label>Access token <input type="password" name="token" autocomplete="current-password" autofocus required></label><input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form></main></body></html>"#,
-        stylesheet_href(options),
+        bundle_href(options, ".css"),
         escape(next)
     ))
 }
