@@ -711,29 +711,42 @@ pub fn start_tansu(port: u16, dir: &Path, storage: &str) -> Tansu {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map(Tansu)
+        .map(|child| Tansu { child, _dir: None })
         .expect("tansu on PATH (make test-tools installs it)")
 }
 
+/// A tansu broker on a port and in a directory of its own, and its address.
+pub fn own_tansu(storage: &str) -> (Tansu, String) {
+    let dir = tempfile::tempdir().expect("broker dir");
+    let port = free_port();
+    let mut broker = start_tansu(port, dir.path(), storage);
+    broker._dir = Some(dir);
+    (broker, format!("127.0.0.1:{port}"))
+}
+
 /// A test's own broker, killed however the test ends: a panicking test would leave it running.
-pub struct Tansu(Child);
+pub struct Tansu {
+    child: Child,
+    /// The directory it was started in, when it is the broker's own.
+    _dir: Option<tempfile::TempDir>,
+}
 
 impl std::ops::Deref for Tansu {
     type Target = Child;
     fn deref(&self) -> &Child {
-        &self.0
+        &self.child
     }
 }
 
 impl std::ops::DerefMut for Tansu {
     fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
+        &mut self.child
     }
 }
 
 impl Drop for Tansu {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

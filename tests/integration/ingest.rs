@@ -470,10 +470,7 @@ async fn hostile_messages_are_all_counted_and_dead_lettered() {
     // tansu's SQLite engine stalls (100% CPU, every request timing out) when this many
     // messages come from two producers at once, the test's and lakepulse's dead-letter
     // producer; its in-memory engine takes them. README: "The embedded broker".
-    let broker_dir = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
-    let brokers = format!("127.0.0.1:{broker_port}");
-    let _broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let (_broker, brokers) = own_tansu("memory://tansu/");
     let (server, client) = Server::ready(&[("KAFKA_BROKERS", brokers.as_str())]).await;
     const HOSTILE: usize = 100_000;
     let producer: FutureProducer = ClientConfig::new()
@@ -676,10 +673,7 @@ async fn no_dead_letter_is_lost_to_a_sigterm_or_a_sigkill() {
     const ITEMS: usize = 100_000;
     // A broker of the test's own, which outlives lakepulse's stops and crashes; no commit
     // comes by itself (10 minutes), so only a stop delivers letters.
-    let broker_dir = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
-    let brokers = format!("127.0.0.1:{broker_port}");
-    let _broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let (_broker, brokers) = own_tansu("memory://tansu/");
     let env = [
         ("KAFKA_BROKERS", brokers.as_str()),
         ("COMMIT_INTERVAL_MS", "600000"),

@@ -14,10 +14,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     // A broker of the test's own, which the crashes do not touch: the embedded one ends with
     // lakepulse, and a producer that sees its broker vanish mid-send may send a batch twice,
     // which would be the producer's double, not lakepulse's.
-    let broker_dir = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
-    let brokers = format!("127.0.0.1:{broker_port}");
-    let _broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let (_broker, brokers) = own_tansu("memory://tansu/");
     let mut server = Server::start_with(&[("KAFKA_BROKERS", brokers.as_str())]);
     let client = reqwest::Client::new();
     let healthy = |server: &Server| {
@@ -124,10 +121,7 @@ async fn a_restart_inside_a_producer_batch_reads_the_rest_of_that_batch() {
     // batches that start at or after the offset asked.
     // A commit after 20 rows of one 30-message batch, then a crash: lakepulse resumes at 20,
     // inside the batch, and must still land 20..29 once.
-    let broker_dir = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
-    let brokers = format!("127.0.0.1:{broker_port}");
-    let _broker = start_tansu(broker_port, broker_dir.path(), "memory://tansu/");
+    let (_broker, brokers) = own_tansu("memory://tansu/");
     let mut server = Server::start_with(&[
         ("KAFKA_BROKERS", brokers.as_str()),
         ("KAFKA_TOPIC_PARTITIONS", "1"),
