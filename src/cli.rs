@@ -140,7 +140,10 @@ pub struct ServeArgs {
     /// Live-stream (SSE) clients served at once; more get HTTP 503.
     #[arg(long, env = "MAX_SSE_CLIENTS", default_value_t = 20_000)]
     max_sse_clients: u64,
-    /// Seconds between compactions, vacuums and checkpoints of the lake.
+    /// Seconds between compactions of the small files the commits leave.
+    #[arg(long, env = "LAKE_COMPACT_SECS", default_value_t = 60)]
+    lake_compact_secs: u64,
+    /// Seconds between the lake's full maintenance: retention, compaction, vacuum, checkpoint.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]
     lake_maintenance_secs: u64,
     /// Rows older than this (`30d`, `12w`; by event date, a whole day at a time) are deleted
@@ -221,6 +224,7 @@ impl ServeArgs {
             query_spill_bytes: self.query_spill_mb.saturating_mul(1024 * 1024),
             query_concurrency: self.query_concurrency,
             max_sse_clients: self.max_sse_clients,
+            lake_compact_every: Duration::from_secs(self.lake_compact_secs.max(1)),
             lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
             retention: self.retention,
         }

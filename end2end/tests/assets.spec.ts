@@ -3,8 +3,8 @@ import { test, expect } from '@playwright/test';
 const KEPT_FOR_GOOD = 'public, max-age=31536000, immutable';
 
 // What a browser downloads: the bundle's content-named files, Brotli or gzip made ahead of
-// time and kept for good, so a repeat visit fetches the page alone; the page itself gzipped
-// and revalidated; the live stream never compressed.
+// time and kept for good, so a repeat visit fetches the page alone; the page and JSON answers
+// gzipped and revalidated; the live stream never compressed.
 test('the bundle goes out precompressed and kept for good, a repeat visit fetches only the page', async ({ request, browser }) => {
   const html = await (await request.get('/')).text();
   const files = [...new Set(html.match(/\/pkg\/lakepulse\.[0-9a-f]{16}(\.js|_bg\.wasm|\.css|\.echarts\.js)/g))];
@@ -24,6 +24,13 @@ test('the bundle goes out precompressed and kept for good, a repeat visit fetche
   const page = await request.get('/', { headers: { 'Accept-Encoding': 'gzip' } });
   expect(page.headers()['content-encoding']).toBe('gzip');
   expect(page.headers()['cache-control']).toBe('no-cache');
+  // JSON answers too.
+  const answer = await request.post('/api/query', {
+    data: { query: 'SELECT * FROM generate_series(1, 200)' },
+    headers: { 'Accept-Encoding': 'gzip' },
+  });
+  expect(answer.status()).toBe(200);
+  expect(answer.headers()['content-encoding']).toBe('gzip');
   expect(await request.get('/pkg/lakepulse.0000000000000000.js').then((r) => r.headers()['cache-control'])).toBe('no-cache');
   // A first visit's weight on the wire (the page's own few KB aside).
   expect(wire).toBeLessThan(700_000);

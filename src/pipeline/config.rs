@@ -63,7 +63,9 @@ pub struct PipelineConfig {
     pub query_concurrency: usize,
     /// Live-stream (SSE) clients served at once.
     pub max_sse_clients: u64,
-    /// Time between compactions, vacuums and checkpoints of the lake.
+    /// Time between compactions of the lake's small files.
+    pub lake_compact_every: Duration,
+    /// Time between the lake's full maintenance: retention, compaction, vacuum, checkpoint.
     pub lake_maintenance_every: Duration,
     /// Days of events the table keeps (by event date); None keeps every row.
     pub retention: Option<Duration>,

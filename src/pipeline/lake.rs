@@ -6,6 +6,7 @@ use crate::model::{LogEvent, StageState};
 use crate::pipeline::consumer_group::Ownership;
 use crate::pipeline::dead_letter::{DeadLetter, DeadLetters, Undelivered};
 use crate::pipeline::fault;
+use crate::pipeline::maintenance::Maintenance;
 use crate::pipeline::prometheus;
 use crate::pipeline::task::panic_message;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,13 +16,9 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::checkpoints;
-use deltalake::datafusion::common::ScalarValue;
-use deltalake::datafusion::prelude::{col, lit};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
-use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -44,6 +41,8 @@ pub enum LakeError {
     Delta(#[from] DeltaTableError),
     #[error("the table schema does not map to Delta: {0}")]
     Schema(String),
+    #[error("reading the table's files: {0}")]
+    Scan(#[from] deltalake::datafusion::error::DataFusionError),
     #[error("could not build a batch: {0}")]
     Arrow(#[from] ArrowError),
     #[error("dead letters not acknowledged by the broker: {0}")]
@@ -364,89 +363,6 @@ pub enum SinkStop {
     Panicked(String),
 }
 
-/// How the last run of [`maintain_once`] went.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Maintenance {
-    /// It has not run since start.
-    NotRunYet,
-    /// Another instance of the group maintains the table: the one that writes partition 0.
-    ByAnotherInstance,
-    /// It ran at `at` and did this.
-    Done {
-        /// When it finished.
-        at: DateTime<Utc>,
-        /// What it did.
-        summary: MaintenanceSummary,
-    },
-    /// It failed at `at`.
-    Failed {
-        /// When it failed.
-        at: DateTime<Utc>,
-        /// Why.
-        error: String,
-    },
-}
-
-impl Maintenance {
-    /// When it last ran, if it has.
-    pub fn at(&self) -> Option<DateTime<Utc>> {
-        match self {
-            Maintenance::NotRunYet | Maintenance::ByAnotherInstance => None,
-            Maintenance::Done { at, .. } | Maintenance::Failed { at, .. } => Some(*at),
-        }
-    }
-}
-
-impl std::fmt::Display for Maintenance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Maintenance::NotRunYet => write!(f, "not run yet"),
-            Maintenance::ByAnotherInstance => {
-                write!(f, "left to the instance that writes partition 0")
-            }
-            Maintenance::Done { summary, .. } => write!(f, "{summary}"),
-            Maintenance::Failed { error, .. } => write!(f, "failed: {error}"),
-        }
-    }
-}
-
-/// What one compaction, vacuum and checkpoint did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MaintenanceSummary {
-    /// What retention removed, when one is set.
-    pub expired: Option<Expired>,
-    /// Small files compacted away.
-    pub files_removed: u64,
-    /// Files they became.
-    pub files_added: u64,
-    /// Unreferenced files deleted.
-    pub files_vacuumed: usize,
-    /// The version the checkpoint was written at.
-    pub checkpoint_version: u64,
-}
-
-/// The days a retention removed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Expired {
-    /// Rows of earlier days were deleted.
-    pub keep_from: NaiveDate,
-    /// Files they were in.
-    pub files: usize,
-}
-
-impl std::fmt::Display for MaintenanceSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(Expired { keep_from, files }) = self.expired {
-            write!(f, "removed {files} files of days before {keep_from}, ")?;
-        }
-        write!(
-            f,
-            "compacted {} files into {}, vacuumed {}, checkpoint at v{}",
-            self.files_removed, self.files_added, self.files_vacuumed, self.checkpoint_version
-        )
-    }
-}
-
 /// The Delta application id under which a consumer group records its offsets of one partition.
 fn app_id(group: &str, topic: &str, partition: i32) -> String {
     format!("lakepulse:{group}:{topic}:{partition}")
@@ -577,98 +493,9 @@ fn rows_to_batch(
     RecordBatch::try_from_iter_with_nullable(columns)
 }
 
-/// The partition whose writer maintains the table: one instance of the group, so that
-/// compactions of several do not conflict.
-const MAINTAINER_PARTITION: i32 = 0;
-
-/// Deletes the days past `retention` (when set), compacts small files, vacuums files no
-/// longer referenced (past the table's retention, 7 days by default) and writes a checkpoint,
-/// every `every`, off the ingest path: appends made meanwhile are blind appends, which Delta
-/// lets through alongside a compaction. Only the instance that writes partition 0 does.
-pub async fn maintain(
-    url: Url,
-    progress: Arc<RwLock<LakeProgress>>,
-    every: Duration,
-    retention: Option<Duration>,
-    ownership: Arc<Ownership>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if ownership.epoch(MAINTAINER_PARTITION).is_none() {
-            progress
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .maintenance = Maintenance::ByAnotherInstance;
-            continue;
-        }
-        let outcome = maintain_once(&url, retention).await;
-        let at = Utc::now();
-        // The files and the summary change together, under one lock.
-        let mut report = progress.write().unwrap_or_else(|e| e.into_inner());
-        report.maintenance = match outcome {
-            Ok((summary, files)) => {
-                report.files = files;
-                Maintenance::Done { at, summary }
-            }
-            Err(error) => {
-                tracing::error!(%error, "lake maintenance failed");
-                Maintenance::Failed {
-                    at,
-                    error: error.to_string(),
-                }
-            }
-        };
-    }
-}
-
-/// Deletes the days past `retention`, compacts, vacuums and checkpoints the table at `url`
-/// once; returns what it did and the table's files after.
-pub async fn maintain_once(
-    url: &Url,
-    retention: Option<Duration>,
-) -> Result<(MaintenanceSummary, Option<TableFiles>), LakeError> {
-    let mut table = deltalake::open_table(url.clone()).await?;
-    let mut expired = None;
-    if let Some(keep_from) = retention.and_then(first_day_kept) {
-        let (pruned, deleted) = table
-            .delete()
-            .with_predicate(
-                col(PARTITION_COLUMN).lt(lit(ScalarValue::Date32(Some(date32(keep_from))))),
-            )
-            .await?;
-        table = pruned;
-        expired = Some(Expired {
-            keep_from,
-            files: deleted.num_removed_files,
-        });
-    }
-    let (table, compaction) = table.optimize().with_type(OptimizeType::Compact).await?;
-    let (table, vacuum) = table.vacuum().await?;
-    checkpoints::create_checkpoint(&table, None).await?;
-    let summary = MaintenanceSummary {
-        expired,
-        files_removed: compaction.num_files_removed,
-        files_added: compaction.num_files_added,
-        files_vacuumed: vacuum.files_deleted.len(),
-        checkpoint_version: table.version().unwrap_or(0),
-    };
-    tracing::info!(%summary, "lake maintenance");
-    Ok((summary, TableFiles::of(&table)))
-}
-
 /// A day as Arrow's Date32: days since 1970-01-01.
-fn date32(day: NaiveDate) -> i32 {
+pub(crate) fn date32(day: NaiveDate) -> i32 {
     (day - NaiveDate::default()).num_days() as i32
-}
-
-/// The earliest day a retention keeps: every event within it is kept, and a day's rows go
-/// together once the whole day is past it (one `event_date` partition, dropped without
-/// rewriting a file). None when it reaches before the calendar.
-fn first_day_kept(retention: Duration) -> Option<NaiveDate> {
-    let retention = chrono::TimeDelta::from_std(retention).ok()?;
-    Some(Utc::now().checked_sub_signed(retention)?.date_naive())
 }
 
 /// Dead letters held at most, in bytes, before no more messages are taken until the broker
@@ -1132,6 +959,7 @@ mod tests {
     use super::*;
     use crate::model::QueryRequest;
     use crate::pipeline::decode::decode;
+    use crate::pipeline::maintenance::maintain_once;
     use crate::pipeline::query::{QueryEngine, QueryError};
     use std::sync::Mutex;
 
@@ -1405,7 +1233,10 @@ mod tests {
         }
         let (summary, _) = maintain_once(&url, None).await.unwrap();
         assert_eq!(
-            (summary.files_removed, summary.files_added),
+            (
+                summary.compaction.files_removed,
+                summary.compaction.files_added
+            ),
             (3, 1),
             "{summary}"
         );

@@ -23,6 +23,8 @@ pub mod ingest;
 pub mod lake;
 #[cfg(feature = "ssr")]
 pub mod live;
+#[cfg(feature = "ssr")]
+pub mod maintenance;
 #[cfg(feature = "analytics")]
 pub mod metrics;
 #[cfg(feature = "ssr")]

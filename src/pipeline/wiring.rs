@@ -9,6 +9,7 @@ use super::dead_letter::DeadLetters;
 use super::ingest::{self, IngestError, IngestStop, KafkaLink, ToLake};
 use super::lake::{self, LakeActivity, LakeError, LakeProgress, LakeSink, SinkStop};
 use super::live::{Live, LiveFull, Logged, SseClientGuard, SseFrame};
+use super::maintenance;
 use super::metrics::SeriesMetric;
 use super::prometheus;
 use super::query::{Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
@@ -209,9 +210,10 @@ impl Pipeline {
                     .activity = LakeActivity::Stopped(stop);
             },
         );
-        tokio::spawn(lake::maintain(
+        tokio::spawn(maintenance::maintain(
             table_url.clone(),
             lake_progress.clone(),
+            config.lake_compact_every,
             config.lake_maintenance_every,
             config.retention,
             ownership.clone(),
