@@ -475,7 +475,7 @@ async fn lake_on_object_storage(http: &reqwest::Client) {
 
 /// The five SQL questions through `/api/query`, one after another with 100 ms between them as a
 /// dashboard's user might ask, while lakepulse writes the table from empty at 1 000 ev/s as
-/// `make run` does (a commit a second; the small files compacted every minute):
+/// `make run` does (a commit a second; the small files compacted every 5 s):
 /// `BENCH_LIVE_TABLE_MINUTES` (10) minutes, p50 and p99 per question and per minute of the
 /// table's age, each through HTTP as a client sees it.
 async fn live_table(http: &reqwest::Client) {

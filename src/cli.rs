@@ -141,7 +141,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_SSE_CLIENTS", default_value_t = 20_000)]
     max_sse_clients: u64,
     /// Seconds between compactions of the small files the commits leave.
-    #[arg(long, env = "LAKE_COMPACT_SECS", default_value_t = 60)]
+    #[arg(long, env = "LAKE_COMPACT_SECS", default_value_t = 5)]
     lake_compact_secs: u64,
     /// Seconds between the lake's full maintenance: retention, compaction, vacuum, checkpoint.
     #[arg(long, env = "LAKE_MAINTENANCE_SECS", default_value_t = 600)]

@@ -1,7 +1,12 @@
-//! Lake maintenance, off the ingest path: every minute the small files the commits leave are
-//! compacted, so a table being written stays fast to scan at any age; every ten minutes the
-//! days past the retention go, unreferenced files are vacuumed and a checkpoint keeps log
-//! replay short.
+//! Lake maintenance, off the ingest path: every few seconds the small files the commits leave
+//! are compacted, so a table being written stays fast to scan at any age (each file a query
+//! opens costs it about a millisecond: 120 one-second files answered in 47-112 ms, the same rows
+//! in one file in 12-30 ms); every ten minutes the days past the retention go, unreferenced
+//! files are vacuumed and a checkpoint keeps log replay short.
+//!
+//! Files are compacted by size tier, as log-structured stores do: a few files of a tier become
+//! one of the next, so each row is rewritten a handful of times on its way to a large file, and
+//! a compaction never rewrites the day's large files to add a second of rows.
 //!
 //! One instance of a consumer group maintains the table: the one that writes partition 0. A
 //! rebalance can still leave two instances each believing it does, for as long as one
@@ -35,15 +40,16 @@ const MAINTAINER_PARTITION: i32 = 0;
 /// The Delta application id every rewrite of files commits under, so that two cannot both land.
 const FENCE: &str = "lakepulse:maintenance";
 
-/// Files smaller than this are rewritten into larger ones.
-const SMALL_FILE_BYTES: i64 = 64 * 1024 * 1024;
+/// The upper bounds of the size tiers, in bytes: files of one tier are compacted together;
+/// files past the last are left as they are. At 1 000 events a second a one-second commit
+/// writes about 50 KB.
+const TIERS: [i64; 3] = [1 << 20, 8 << 20, 64 << 20];
 
 /// The size compaction writes files up to.
-const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+const TARGET_FILE_BYTES: u64 = 128 << 20;
 
-/// Small files a day must have before the minutely compaction rewrites them: at one commit a
-/// second a minute leaves sixty.
-const SMALL_FILES_TO_COMPACT: usize = 8;
+/// Files a tier of a day must have before the compaction every few seconds rewrites them.
+const FILES_TO_COMPACT: usize = 4;
 
 /// How the last run of maintenance went.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,7 +180,11 @@ pub async fn maintain(
     ownership: Arc<Ownership>,
 ) {
     let mut compact_tick = tokio::time::interval(compact_every);
+    compact_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut full_tick = tokio::time::interval(full_every);
+    // Compactions come every few seconds: the table is kept and brought up to date, not
+    // reopened from its last checkpoint each time.
+    let mut kept: Option<DeltaTable> = None;
     compact_tick.tick().await;
     full_tick.tick().await;
     loop {
@@ -191,7 +201,7 @@ pub async fn maintain(
         }
         let outcome = match full {
             true => maintain_once(&url, retention).await,
-            false => compact_once(&url).await,
+            false => compact_once(&url, &mut kept).await,
         };
         let at = Utc::now();
         // The files and the summary change together, under one lock.
@@ -212,13 +222,20 @@ pub async fn maintain(
     }
 }
 
-/// Compacts the table at `url` where small files have gathered; returns what it did and the
-/// table's files after.
+/// Compacts the table at `url` (`kept` from the last time, or opened) where small files have
+/// gathered; returns what it did and the table's files after.
 pub async fn compact_once(
     url: &Url,
+    kept: &mut Option<DeltaTable>,
 ) -> Result<(MaintenanceSummary, Option<TableFiles>), LakeError> {
-    let mut table = deltalake::open_table(url.clone()).await?;
-    let compaction = compact(&mut table, SMALL_FILES_TO_COMPACT).await?;
+    let table = match kept {
+        Some(table) => {
+            table.update_incremental(None).await?;
+            table
+        }
+        None => kept.insert(deltalake::open_table(url.clone()).await?),
+    };
+    let compaction = compact(table, FILES_TO_COMPACT).await?;
     let summary = MaintenanceSummary {
         expired: None,
         compaction,
@@ -227,10 +244,10 @@ pub async fn compact_once(
     if compaction.files_removed > 0 || compaction.lost_to_another {
         tracing::info!(%summary, "lake compaction");
     }
-    Ok((summary, TableFiles::of(&table)))
+    Ok((summary, TableFiles::of(table)))
 }
 
-/// Deletes the days past `retention`, compacts every day with two small files or more,
+/// Deletes the days past `retention`, compacts every tier of a day with two files or more,
 /// vacuums and checkpoints the table at `url` once; returns what it did and the table's files
 /// after.
 pub async fn maintain_once(
@@ -275,26 +292,26 @@ fn fenced(version: Option<u64>) -> CommitProperties {
     CommitProperties::default().with_application_transaction(Transaction::new(FENCE, next))
 }
 
-/// Rewrites the small files of each day that has at least `at_least` of them as files of up
-/// to [`TARGET_FILE_BYTES`], in one commit under the fence, made against `table`'s loaded
-/// version; `table` is brought to the version after. Rows are read through the same scan SQL
-/// uses, so files written before a column was added get it as null.
+/// Rewrites the files of each tier of each day that has at least `at_least` of them as files
+/// of up to [`TARGET_FILE_BYTES`], in one commit under the fence, made against `table`'s
+/// loaded version; `table` is brought to the version after. Rows are read through the same
+/// scan SQL uses, so files written before a column was added get it as null.
 async fn compact(table: &mut DeltaTable, at_least: usize) -> Result<Compaction, LakeError> {
     let snapshot = table.snapshot()?;
-    let mut small_by_day: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    let mut by_day_and_tier: BTreeMap<(Option<String>, usize), Vec<String>> = BTreeMap::new();
     for file in snapshot.log_data().iter() {
-        if file.size() < SMALL_FILE_BYTES {
+        if let Some(tier) = TIERS.iter().position(|&bound| file.size() < bound) {
             let day = file
                 .partition_values_map()
                 .remove(PARTITION_COLUMN)
                 .flatten();
-            small_by_day
-                .entry(day)
+            by_day_and_tier
+                .entry((day, tier))
                 .or_default()
                 .push(file.path().to_string());
         }
     }
-    let rewritten: HashSet<String> = small_by_day
+    let rewritten: HashSet<String> = by_day_and_tier
         .into_values()
         .filter(|paths| paths.len() >= at_least.max(2))
         .flatten()
@@ -423,11 +440,9 @@ mod tests {
         let mut first = deltalake::open_table(url.clone()).await.unwrap();
         let mut second = first.clone();
         assert_eq!(
-            compact(&mut first.clone(), SMALL_FILES_TO_COMPACT)
-                .await
-                .unwrap(),
+            compact(&mut first.clone(), 6).await.unwrap(),
             Compaction::default(),
-            "five small files are left for later"
+            "five small files are fewer than asked for"
         );
         // An append lands between their read and their commits: a blind append, let through.
         append(table, 50..60).await;
