@@ -344,10 +344,15 @@ async fn a_full_disk_pauses_the_lake_with_a_clear_error_and_loses_nothing() {
 /// delta-rs writes a checkpoint after every 100th commit and reports a failure of it as the
 /// write's own error, though the commit has landed. Here the checkpoint of version 99 cannot be
 /// written (a directory stands where its file goes); the sink must not write those rows again.
+/// Compaction is held off, so that the sink's commits are the ones that reach those versions.
 #[tokio::test]
 async fn a_commit_that_landed_but_reported_a_failure_is_not_written_again() {
     const EVENTS: u64 = 1_000;
-    let (server, client) = Server::ready(&[("COMMIT_INTERVAL_MS", "20")]).await;
+    let (server, client) = Server::ready(&[
+        ("COMMIT_INTERVAL_MS", "20"),
+        ("LAKE_COMPACT_SECS", "100000"),
+    ])
+    .await;
     let log_dir = server.lake_path().join("_delta_log");
     for version in [99, 199] {
         std::fs::create_dir_all(log_dir.join(format!("{version:020}.checkpoint.parquet")))
