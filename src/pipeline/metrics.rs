@@ -8,7 +8,13 @@ use crate::model::{
 };
 use chrono::{DateTime, Utc};
 use sketches_ddsketch::{Config, DDSketch};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A map keyed by what producers send (endpoints, sources, sessions), looked up for every
+/// event: foldhash is several times faster than the standard SipHash, its per-process seed
+/// keeps producers from choosing keys that collide, and hashbrown's `entry_ref` copies a key
+/// only when it is new.
+type Keyed<V> = hashbrown::HashMap<String, V, foldhash::fast::RandomState>;
 use std::time::Instant;
 
 pub const BUCKET_SECS: i64 = 10;
@@ -177,14 +183,14 @@ impl Tally for EndpointTotals {
 /// The tally of `key` in a breakdown that keeps its heaviest keys: once it holds twice `cap`
 /// keys, all but the `cap` heaviest fold into "(other)". A scanner's one-off paths end up
 /// there whenever they came; the endpoints that carry the traffic keep their own counts.
-fn heavy_entry<'a, V: Tally>(map: &'a mut HashMap<String, V>, key: &str, cap: usize) -> &'a mut V {
+fn heavy_entry<'a, V: Tally>(map: &'a mut Keyed<V>, key: &str, cap: usize) -> &'a mut V {
     if !map.contains_key(key) && map.len() >= 2 * cap {
         fold_lightest(map, cap);
     }
-    map.entry(key.to_owned()).or_default()
+    map.entry_ref(key).or_default()
 }
 
-fn fold_lightest<V: Tally>(map: &mut HashMap<String, V>, keep: usize) {
+fn fold_lightest<V: Tally>(map: &mut Keyed<V>, keep: usize) {
     let mut keys: Vec<(u64, String)> = map
         .iter()
         .filter(|(key, _)| key.as_str() != OTHER)
@@ -203,8 +209,8 @@ fn fold_lightest<V: Tally>(map: &mut HashMap<String, V>, keep: usize) {
 struct Bucket {
     start: i64,
     totals: Totals,
-    endpoints: HashMap<String, EndpointTotals>,
-    sources: HashMap<String, u64>,
+    endpoints: Keyed<EndpointTotals>,
+    sources: Keyed<u64>,
 }
 
 impl Bucket {
@@ -212,8 +218,8 @@ impl Bucket {
         Bucket {
             start,
             totals: Totals::default(),
-            endpoints: HashMap::new(),
-            sources: HashMap::new(),
+            endpoints: Keyed::default(),
+            sources: Keyed::default(),
         }
     }
 
@@ -261,7 +267,7 @@ pub struct LiveMetrics {
     since_start: Bucket,
     first_event_secs: Option<i64>,
     clock: Option<EventClock>,
-    session_last_seen: HashMap<String, i64>,
+    session_last_seen: Keyed<i64>,
     /// Sessions held after the last pruning: the next prunes once twice as many are held.
     sessions_after_pruning: usize,
     data_processed: u64,
@@ -299,7 +305,7 @@ impl Default for LiveMetrics {
             since_start: Bucket::new(0),
             first_event_secs: None,
             clock: None,
-            session_last_seen: HashMap::new(),
+            session_last_seen: Keyed::default(),
             sessions_after_pruning: 0,
             data_processed: 0,
             malformed: BTreeMap::new(),
@@ -351,7 +357,7 @@ impl LiveMetrics {
         if let Some(session) = &event.session_id {
             let last = self
                 .session_last_seen
-                .entry(session.clone())
+                .entry_ref(session.as_str())
                 .or_insert(secs);
             *last = (*last).max(secs);
             // Pruned as events come, not only when someone reads the metrics: with nobody
@@ -578,7 +584,7 @@ fn observe(totals: &Totals) -> Observation {
     }
 }
 
-fn rank_endpoints(endpoints: &HashMap<String, EndpointTotals>) -> EndpointRanking {
+fn rank_endpoints(endpoints: &Keyed<EndpointTotals>) -> EndpointRanking {
     let all: Vec<EndpointStats> = endpoints
         .iter()
         .map(|(endpoint, t)| EndpointStats {
@@ -679,6 +685,7 @@ impl SeriesMetric {
 mod tests {
     use super::*;
     use crate::pipeline::decode::decode;
+    use std::collections::HashMap;
     use std::time::Duration;
 
     const T0: i64 = 1_795_000_000; // a bucket boundary: divisible by 10

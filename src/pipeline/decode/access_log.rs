@@ -103,7 +103,7 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
         return Err(DecodeError::NotAccessLog("missing request, status or size"));
     };
     let time = &fields[time_at][1..fields[time_at].len() - 1];
-    let timestamp = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S%.f %z")
+    let timestamp = super::parse_access_log_time(time)
         .or_else(|_| DateTime::parse_from_rfc3339(time))
         .map_err(|_| DecodeError::InvalidTimestamp(time.to_owned()))?
         .with_timezone(&Utc);

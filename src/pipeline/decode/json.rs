@@ -493,7 +493,7 @@ fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
         return epoch(epoch_number);
     }
     let zoned = DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%d/%b/%Y:%H:%M:%S %z"))
+        .or_else(|_| super::parse_access_log_time(text))
         .or_else(|_| DateTime::parse_from_rfc2822(text));
     if let Ok(time) = zoned {
         return Some(time.with_timezone(&Utc));

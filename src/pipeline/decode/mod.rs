@@ -8,7 +8,9 @@ mod json;
 pub use access_log::parse_access_line;
 
 use crate::model::LogEvent;
-use chrono::{DateTime, Datelike, Utc};
+use chrono::format::{Item as FormatItem, Parsed, StrftimeItems};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use std::sync::LazyLock;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
@@ -127,6 +129,17 @@ fn within_calendar(event: LogEvent) -> Result<LogEvent, DecodeError> {
         true => Ok(event),
         false => Err(DecodeError::InvalidTimestamp(event.timestamp.to_rfc3339())),
     }
+}
+
+/// An access-log time (`10/Oct/2000:13:55:36 -0700`, a fraction of a second allowed), in the
+/// form web servers write and JSON producers copy. The format is read once: chrono's
+/// `parse_from_str` reads its format string again for every line it parses.
+fn parse_access_log_time(text: &str) -> chrono::ParseResult<DateTime<FixedOffset>> {
+    static FORMAT: LazyLock<Vec<FormatItem<'static>>> =
+        LazyLock::new(|| StrftimeItems::new("%d/%b/%Y:%H:%M:%S%.f %z").collect());
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, text, FORMAT.iter())?;
+    parsed.to_datetime()
 }
 
 /// Longer than this is not a response time (about 115 days): a sum of them stays finite
