@@ -68,8 +68,9 @@ lint:
 ## test waits, stop 22's CI) and the hostile-messages test (100 000 messages through tansu's
 ## memory engine: 19 s alone, past its 180 s beside the others in stop 23's CI), and the two
 ## tests with thousands of live-stream clients (beside them, stop 24's live client waited more
-## than 30 s for frames the stuck-client test times).
-HEAVY := group:: ingest::hostile_messages_are_all_counted_and_dead_lettered \
+## than 30 s for frames the stuck-client test times), and the SQL cluster's tests (a scheduler
+## and executors beside the server: the lost-executor test needs its join to outlast a kill).
+HEAVY := group:: cluster:: ingest::hostile_messages_are_all_counted_and_dead_lettered \
 	live::a_thousand_stuck_sse_clients_at_5000_events_a_second_keep_memory_bounded \
 	live::ten_thousand_idle_sse_clients_do_not_starve_a_real_one
 unit:

@@ -1,6 +1,7 @@
 //! SQL over 10 million rows: lakepulse's query engine (DataFusion on the Delta table, as
 //! `/api/query` runs it) against Spark local (PySpark, `local[*]`) reading the same Parquet
-//! files. `make bench` runs it; it prints table rows.
+//! files, and the same engine sending the queries to a Ballista cluster of two executors on
+//! this machine (`SQL_CLUSTER`). `make bench` runs it; it prints table rows.
 //!
 //! The table is written once under the cargo target directory through `LakeSink`, the sink
 //! ingest uses, from the demo generator's steady traffic (`BENCH_SQL_ROWS` to change the size).
@@ -71,8 +72,96 @@ async fn write_table(path: &Path, rows: u64) {
     assert_eq!(rows_committed, rows, "every row committed");
 }
 
-async fn lakepulse(path: &Path) -> (f64, Vec<(f64, usize)>) {
-    let engine = QueryEngine::new(lake::table_url(path).expect("table url"));
+/// A scheduler and two executors of one task each, run by the benchmark's own binary on
+/// loopback (`BENCH_CLUSTER_EXECUTORS` to change how many); stopped when dropped.
+struct Cluster {
+    parts: Vec<std::process::Child>,
+    address: String,
+    work: PathBuf,
+}
+
+impl Cluster {
+    fn start(work: PathBuf) -> Cluster {
+        let executors: usize = std::env::var("BENCH_CLUSTER_EXECUTORS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2);
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        };
+        let scheduler = port();
+        let address = format!("df://127.0.0.1:{scheduler}");
+        let part = |args: Vec<String>| {
+            Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .expect("start a cluster part")
+        };
+        let mut parts = vec![part(vec![
+            "sql-scheduler".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{scheduler}"),
+            "--external-host".into(),
+            "127.0.0.1".into(),
+        ])];
+        for i in 0..executors {
+            parts.push(part(vec![
+                "sql-executor".into(),
+                "--scheduler".into(),
+                address.clone(),
+                "--bind".into(),
+                format!("127.0.0.1:{}", port()),
+                "--grpc-port".into(),
+                port().to_string(),
+                "--external-host".into(),
+                "127.0.0.1".into(),
+                "--work-dir".into(),
+                work.join(format!("executor-{i}")).display().to_string(),
+                "--tasks".into(),
+                "1".into(),
+            ]));
+        }
+        let cluster = Cluster {
+            parts,
+            address,
+            work,
+        };
+        let executors_url = format!("http://127.0.0.1:{scheduler}/api/executors");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = Command::new("curl")
+                .args(["-sf", &executors_url])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                .and_then(|v| v.as_array().map(Vec::len));
+            if listed == Some(executors) {
+                return cluster;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not come up within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for part in &mut self.parts {
+            let _ = part.kill();
+            let _ = part.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+async fn lakepulse(engine: &QueryEngine) -> (f64, Vec<(f64, usize)>) {
     let run = |sql: &'static str| {
         let engine = &engine;
         async move {
@@ -129,7 +218,13 @@ async fn main() {
             rows as f64 / started.elapsed().as_secs_f64()
         );
     }
-    let (cold, ours) = lakepulse(&path).await;
+    let table = lake::table_url(&path).expect("table url");
+    let (cold, ours) = lakepulse(&QueryEngine::new(table.clone())).await;
+    let cluster = Cluster::start(dir.join("bench-sql-cluster"));
+    let on_cluster = QueryEngine::new(table)
+        .with_cluster(Some(cluster.address.parse().expect("a cluster address")));
+    let (cluster_cold, on_cluster) = lakepulse(&on_cluster).await;
+    drop(cluster);
     let theirs = spark(&path);
     let spark_cold = theirs.as_ref().ok().and_then(|s| s["cold_ms"].as_f64());
     let vs = |ours: f64, theirs: Option<f64>| {
@@ -142,13 +237,31 @@ async fn main() {
         QUERIES[0].0,
         vs(cold, spark_cold)
     );
-    for (i, ((what, _, _), (ms, result_rows))) in QUERIES.iter().zip(ours).enumerate() {
+    for (i, ((what, _, _), (ms, result_rows))) in QUERIES.iter().zip(&ours).enumerate() {
         let spark_ms = theirs
             .as_ref()
             .ok()
             .and_then(|s| s["warm"][i]["median_ms"].as_f64());
         println!(
             "| SQL, {rows} rows | {what}, warm median of {REPEATS} ({result_rows} result rows) | lakepulse {ms:.0} ms | {} |",
+            vs(*ms, spark_ms)
+        );
+    }
+    println!(
+        "| SQL on a Ballista cluster (2 executors, this machine), {rows} rows | cold first query ({}) | cluster {cluster_cold:.0} ms | in-process {cold:.0} ms; {} |",
+        QUERIES[0].0,
+        vs(cluster_cold, spark_cold)
+    );
+    for (i, (((what, _, _), (ms, _)), (in_process, _))) in
+        QUERIES.iter().zip(on_cluster).zip(&ours).enumerate()
+    {
+        let spark_ms = theirs
+            .as_ref()
+            .ok()
+            .and_then(|s| s["warm"][i]["median_ms"].as_f64());
+        println!(
+            "| SQL on a Ballista cluster (2 executors, this machine), {rows} rows | {what}, warm median of {REPEATS} | cluster {ms:.0} ms | in-process {in_process:.0} ms, the cluster takes {:.1}x as long; {} |",
+            ms / in_process,
             vs(ms, spark_ms)
         );
     }

@@ -3,6 +3,7 @@
 //! take theirs as they are.
 
 use crate::pipeline::config::{KafkaSource, PipelineConfig};
+use crate::pipeline::query::cluster::{ExecutorPlace, SqlCluster};
 use chrono::{DateTime, Utc};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -46,6 +47,64 @@ pub enum Command {
     Gen(GenArgs),
     /// Publish a real access log (plain or .gz) into the topic, keeping its event times.
     Replay(ReplayArgs),
+    /// Run the scheduler of a Ballista cluster for SQL (servers name it in SQL_CLUSTER).
+    SqlScheduler(SqlSchedulerArgs),
+    /// Run an executor of a Ballista cluster for SQL; it reads the lake itself.
+    SqlExecutor(SqlExecutorArgs),
+}
+
+/// `lakepulse sql-scheduler`.
+#[derive(Debug, Args)]
+pub struct SqlSchedulerArgs {
+    /// Address to listen on (gRPC for servers and executors, and its REST API).
+    #[arg(long, env = "SQL_SCHEDULER_BIND", default_value = "127.0.0.1:50050")]
+    pub bind: SocketAddr,
+    /// The host name executors and servers reach this scheduler by.
+    #[arg(long, env = "SQL_SCHEDULER_HOST", default_value = "localhost")]
+    pub external_host: String,
+}
+
+/// `lakepulse sql-executor`.
+#[derive(Debug, Args)]
+pub struct SqlExecutorArgs {
+    /// The scheduler to work for, as df://HOST:PORT.
+    #[arg(long, env = "SQL_CLUSTER", default_value = "df://localhost:50050")]
+    pub scheduler: SqlCluster,
+    /// Address to listen on for Arrow Flight (results and shuffle reads).
+    #[arg(long, env = "SQL_EXECUTOR_BIND", default_value = "127.0.0.1:50051")]
+    pub bind: SocketAddr,
+    /// Port of the executor's gRPC service, on the same host.
+    #[arg(long, env = "SQL_EXECUTOR_GRPC_PORT", default_value_t = 50052)]
+    pub grpc_port: u16,
+    /// The host name the scheduler and other executors reach this one by.
+    #[arg(long, env = "SQL_EXECUTOR_HOST", default_value = "localhost")]
+    pub external_host: String,
+    /// Where shuffle files go.
+    #[arg(
+        long,
+        env = "SQL_EXECUTOR_WORK_DIR",
+        default_value = "data/sql-executor"
+    )]
+    pub work_dir: PathBuf,
+    /// Tasks run at once; the machine's cores by default.
+    #[arg(long, env = "SQL_EXECUTOR_TASKS")]
+    pub tasks: Option<usize>,
+}
+
+impl SqlExecutorArgs {
+    /// Where the executor listens and whom it works for.
+    pub fn place(&self) -> ExecutorPlace {
+        ExecutorPlace {
+            scheduler: self.scheduler.clone(),
+            bind: self.bind,
+            grpc_port: self.grpc_port,
+            external_host: self.external_host.clone(),
+            work_dir: self.work_dir.clone(),
+            concurrent_tasks: self
+                .tasks
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        }
+    }
 }
 
 /// Where Kafka is and which topic to use: shared by every subcommand.
@@ -137,6 +196,10 @@ pub struct ServeArgs {
     /// turned away (HTTP 429).
     #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 4)]
     query_concurrency: usize,
+    /// The Ballista cluster SQL runs on, as df://HOST:PORT of its scheduler (see
+    /// `lakepulse sql-scheduler`); unset runs SQL in this process.
+    #[arg(long, env = "SQL_CLUSTER")]
+    sql_cluster: Option<SqlCluster>,
     /// Live-stream (SSE) clients served at once; more get HTTP 503.
     #[arg(long, env = "MAX_SSE_CLIENTS", default_value_t = 20_000)]
     max_sse_clients: u64,
@@ -227,6 +290,7 @@ impl ServeArgs {
             lake_compact_every: Duration::from_secs(self.lake_compact_secs.max(1)),
             lake_maintenance_every: Duration::from_secs(self.lake_maintenance_secs.max(1)),
             retention: self.retention,
+            sql_cluster: self.sql_cluster.clone(),
         }
     }
 }

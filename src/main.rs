@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use lakepulse::cli::{Cli, Command, LogFormat, ServeArgs};
+use lakepulse::pipeline::query::cluster;
 use lakepulse::pipeline::Pipeline;
 use lakepulse::server::access::{Access, AllowedHosts, Guard};
 use lakepulse::server::{router, site, until_started, AppState};
@@ -53,6 +54,19 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve(config) => serve(*config).await,
         Command::Gen(config) => tools::gen::run(config).await,
         Command::Replay(config) => tools::replay::run(config).await,
+        Command::SqlScheduler(config) => {
+            tracing::info!(bind = %config.bind, "SQL scheduler starting");
+            cluster::run_scheduler(config.bind, config.external_host)
+                .await
+                .context("running the SQL scheduler")
+        }
+        Command::SqlExecutor(config) => {
+            let place = config.place();
+            tracing::info!(bind = %place.bind, scheduler = %place.scheduler, "SQL executor starting");
+            cluster::run_executor(place)
+                .await
+                .context("running the SQL executor")
+        }
     }
 }
 

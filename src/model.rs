@@ -227,6 +227,8 @@ pub struct Health {
     pub uptime_secs: u64,
     pub kafka: KafkaStatus,
     pub lake: LakeStatus,
+    /// Where SQL runs and whether it can.
+    pub sql: SqlStatus,
     pub demo_traffic: bool,
     /// Messages set aside (copied to `kafka.deadLetterTopic`), by reason.
     pub malformed: BTreeMap<String, u64>,
@@ -248,11 +250,12 @@ pub enum HealthStatus {
 }
 
 impl HealthStatus {
-    /// The verdict from the stages' states.
-    pub fn of(kafka: StageState, lake: StageState) -> Self {
-        match (kafka, lake) {
-            (StageState::Down, _) | (_, StageState::Down) => HealthStatus::Down,
-            (StageState::Connected, _) => HealthStatus::Ok,
+    /// The verdict from the stages' states. SQL that cannot run degrades the pipeline but
+    /// does not stop it: ingest, the lake and the live view go on.
+    pub fn of(kafka: StageState, lake: StageState, sql: StageState) -> Self {
+        match (kafka, lake, sql) {
+            (StageState::Down, _, _) | (_, StageState::Down, _) => HealthStatus::Down,
+            (StageState::Connected, _, StageState::Connected) => HealthStatus::Ok,
             _ => HealthStatus::Degraded,
         }
     }
@@ -351,6 +354,19 @@ pub struct LakeStatus {
     /// When compaction, vacuum and checkpointing last ran, and what they did.
     pub last_maintenance: Option<DateTime<Utc>>,
     pub maintenance: String,
+    pub detail: String,
+}
+
+/// The SQL stage: in-process, or a Ballista cluster and what its scheduler last said.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SqlStatus {
+    pub state: StageState,
+    pub engine: SqlEngine,
+    /// Executors the cluster's scheduler has heard from lately.
+    pub executors: Option<usize>,
+    /// Why SQL cannot run, when it cannot; the cluster's last answer otherwise.
     pub detail: String,
 }
 
@@ -465,6 +481,31 @@ pub struct QueryResult {
     /// The table version queried, when not the latest.
     #[serde(default)]
     pub version: Option<u64>,
+    /// Where the query ran.
+    #[serde(default)]
+    pub engine: SqlEngine,
+}
+
+/// Where SQL runs: in the server, or on a Ballista cluster (`SQL_CLUSTER`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum SqlEngine {
+    /// DataFusion in the server's own process.
+    #[default]
+    InProcess,
+    /// The Ballista cluster whose scheduler is at `scheduler` (`df://HOST:PORT`).
+    Cluster { scheduler: String },
+}
+
+impl SqlEngine {
+    /// Where, in words: "in-process" or "on df://HOST:PORT".
+    pub fn describe(&self) -> String {
+        match self {
+            SqlEngine::InProcess => "in-process".to_owned(),
+            SqlEngine::Cluster { scheduler } => format!("on {scheduler}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! What the pipeline runs with: plain settings, defaults already resolved. The command line
 //! (`crate::cli`) builds them; tests and embedders can build them directly.
 
+use super::query::cluster::SqlCluster;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,4 +70,6 @@ pub struct PipelineConfig {
     pub lake_maintenance_every: Duration,
     /// Days of events the table keeps (by event date); None keeps every row.
     pub retention: Option<Duration>,
+    /// The Ballista cluster SQL runs on; none runs it in-process.
+    pub sql_cluster: Option<SqlCluster>,
 }

@@ -203,6 +203,12 @@ pub async fn maintain(
             true => maintain_once(&url, retention).await,
             false => compact_once(&url, &mut kept).await,
         };
+        // A compaction with nothing to do leaves the last report standing: every five seconds
+        // it would hide what the full maintenance did.
+        if matches!(&outcome, Ok((summary, _)) if !full && summary.compaction == Compaction::default())
+        {
+            continue;
+        }
         let at = Utc::now();
         // The files and the summary change together, under one lock.
         let mut report = progress.write().unwrap_or_else(|e| e.into_inner());
@@ -224,7 +230,7 @@ pub async fn maintain(
 
 /// Compacts the table at `url` (`kept` from the last time, or opened) where small files have
 /// gathered; returns what it did and the table's files after.
-pub async fn compact_once(
+async fn compact_once(
     url: &Url,
     kept: &mut Option<DeltaTable>,
 ) -> Result<(MaintenanceSummary, Option<TableFiles>), LakeError> {

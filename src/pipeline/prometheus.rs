@@ -37,6 +37,8 @@ const CONSUMER_LAG: &str = "lakepulse_consumer_lag_messages";
 const WRITTEN_HERE: &str = "lakepulse_partition_written_here";
 const KAFKA_UP: &str = "lakepulse_kafka_up";
 const LAKE_UP: &str = "lakepulse_lake_up";
+const SQL_UP: &str = "lakepulse_sql_up";
+const SQL_EXECUTORS: &str = "lakepulse_sql_cluster_executors";
 const READY: &str = "lakepulse_ready";
 const ROWS_COMMITTED: &str = "lakepulse_lake_rows_committed_total";
 const TABLE_VERSION: &str = "lakepulse_lake_table_version";
@@ -120,6 +122,14 @@ fn describe() {
     );
     describe_gauge!(KAFKA_UP, "1 unless ingest cannot read");
     describe_gauge!(LAKE_UP, "1 unless the lake cannot write");
+    describe_gauge!(
+        SQL_UP,
+        "1 unless SQL cannot run (its cluster's scheduler does not answer)"
+    );
+    describe_gauge!(
+        SQL_EXECUTORS,
+        "Executors the SQL cluster's scheduler has heard from lately"
+    );
     describe_gauge!(READY, "1 when /readyz answers 200");
     describe_counter!(ROWS_COMMITTED, "Rows this instance committed to the table");
     describe_gauge!(TABLE_VERSION, "Delta table version after the last commit");
@@ -152,6 +162,10 @@ pub fn render(health: &Health, live: &MetricsSnapshot, anomalies_open: usize) ->
     let up = |state: StageState| f64::from(u8::from(state != StageState::Down));
     gauge!(KAFKA_UP).set(up(health.kafka.state));
     gauge!(LAKE_UP).set(up(health.lake.state));
+    gauge!(SQL_UP).set(up(health.sql.state));
+    if let Some(executors) = health.sql.executors {
+        gauge!(SQL_EXECUTORS).set(executors as f64);
+    }
     gauge!(READY).set(f64::from(u8::from(health.readiness().is_ok())));
     counter!(ROWS_COMMITTED).absolute(health.lake.rows_committed);
     if let Some(version) = health.lake.version {

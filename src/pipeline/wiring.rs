@@ -286,7 +286,8 @@ impl Pipeline {
                     &config.data_dir.join("query-spill"),
                     config.query_spill_bytes,
                 )?
-                .with_concurrency(config.query_concurrency),
+                .with_concurrency(config.query_concurrency)
+                .with_cluster(config.sql_cluster.clone()),
             history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
             kafka,
             link,
@@ -307,6 +308,9 @@ impl Pipeline {
         let alerter = config.alert_webhook_url.clone().map(alert::Alerter::start);
         tokio::spawn(publish_every_second(Arc::downgrade(&pipeline), alerter));
         tokio::spawn(flush_log_batches(Arc::downgrade(&pipeline.live)));
+        if config.sql_cluster.is_some() {
+            tokio::spawn(watch_sql_cluster(Arc::downgrade(&pipeline)));
+        }
         Ok(pipeline)
     }
 
@@ -343,14 +347,16 @@ impl Pipeline {
             maintenance: lake.maintenance.to_string(),
             detail: lake.activity.to_string(),
         };
+        let sql = self.query.status();
         Health {
-            status: HealthStatus::of(kafka.state, lake.state),
+            status: HealthStatus::of(kafka.state, lake.state, sql.state),
             topic: self.kafka.topic.clone(),
             clients: self.live.sse_clients(),
             kafka_connected: matches!(kafka.state, StageState::Connected | StageState::Partial),
             uptime_secs: self.started.elapsed().as_secs(),
             kafka,
             lake,
+            sql,
             demo_traffic: self.demo_traffic,
             malformed: self.live.malformed(),
         }
@@ -531,6 +537,18 @@ async fn flush_log_batches(live: std::sync::Weak<Live>) {
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
         live.flush_logs();
+    }
+}
+
+/// Asks the SQL cluster's scheduler how it stands every two seconds, while the pipeline lives.
+async fn watch_sql_cluster(pipeline: std::sync::Weak<Pipeline>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let Some(pipeline) = pipeline.upgrade() else {
+            return;
+        };
+        pipeline.query.check_cluster().await;
     }
 }
 

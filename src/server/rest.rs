@@ -45,6 +45,7 @@ impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
         let status = match &self {
             QueryError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            QueryError::ClusterDown(_) => StatusCode::SERVICE_UNAVAILABLE,
             error if error.is_client_error() => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -750,3 +750,140 @@ impl Drop for Tansu {
         let _ = self.child.wait();
     }
 }
+
+/// A Ballista cluster of lakepulse's own binary on loopback: `lakepulse sql-scheduler` and
+/// executors (`lakepulse sql-executor`), each logging to its file in the work dir.
+pub struct SqlCluster {
+    pub scheduler_port: u16,
+    scheduler: Child,
+    executors: Vec<Child>,
+    pub work: tempfile::TempDir,
+}
+
+impl SqlCluster {
+    /// Starts a scheduler and `executors` executors of one task each, and returns once the
+    /// scheduler lists them all.
+    pub async fn start(executors: usize) -> SqlCluster {
+        let work = tempfile::tempdir().expect("temp dir");
+        let scheduler_port = free_port();
+        let part = |name: &str, args: &[String]| {
+            let log = std::fs::File::create(work.path().join(format!("{name}.log"))).expect("log");
+            Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start a cluster part")
+        };
+        let scheduler = part(
+            "scheduler",
+            &[
+                "sql-scheduler".into(),
+                "--bind".into(),
+                format!("127.0.0.1:{scheduler_port}"),
+                "--external-host".into(),
+                "127.0.0.1".into(),
+            ],
+        );
+        let executors = (0..executors)
+            .map(|i| {
+                part(
+                    &format!("executor-{i}"),
+                    &[
+                        "sql-executor".into(),
+                        "--scheduler".into(),
+                        format!("df://127.0.0.1:{scheduler_port}"),
+                        "--bind".into(),
+                        format!("127.0.0.1:{}", free_port()),
+                        "--grpc-port".into(),
+                        free_port().to_string(),
+                        "--external-host".into(),
+                        "127.0.0.1".into(),
+                        "--work-dir".into(),
+                        work.path()
+                            .join(format!("executor-{i}"))
+                            .display()
+                            .to_string(),
+                        "--tasks".into(),
+                        "1".into(),
+                    ],
+                )
+            })
+            .collect::<Vec<_>>();
+        let cluster = SqlCluster {
+            scheduler_port,
+            scheduler,
+            executors,
+            work,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cluster.executors_listed(&client).await != Some(cluster.executors.len()) {
+            assert!(
+                Instant::now() < deadline,
+                "the scheduler did not list {} executors within 60 s:\n{}",
+                cluster.executors.len(),
+                cluster.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        cluster
+    }
+
+    /// SQL_CLUSTER for a server using this cluster.
+    pub fn address(&self) -> String {
+        format!("df://127.0.0.1:{}", self.scheduler_port)
+    }
+
+    /// The executors the scheduler lists, or None while it does not answer.
+    pub async fn executors_listed(&self, client: &reqwest::Client) -> Option<usize> {
+        let url = format!("http://127.0.0.1:{}/api/executors", self.scheduler_port);
+        Some(get_json(client, &url).await?.as_array()?.len())
+    }
+
+    /// The jobs the scheduler has been given.
+    pub async fn jobs(&self, client: &reqwest::Client) -> Vec<Value> {
+        let url = format!("http://127.0.0.1:{}/api/jobs", self.scheduler_port);
+        get_json(client, &url)
+            .await
+            .and_then(|jobs| jobs.as_array().cloned())
+            .expect("the scheduler's jobs")
+    }
+
+    /// Kills executor `i` as a crash would (SIGKILL).
+    pub fn kill_executor(&mut self, i: usize) {
+        self.executors[i].kill().expect("SIGKILL");
+        self.executors[i].wait().expect("reaped");
+    }
+
+    /// Kills the scheduler as a crash would (SIGKILL).
+    pub fn kill_scheduler(&mut self) {
+        self.scheduler.kill().expect("SIGKILL");
+        self.scheduler.wait().expect("reaped");
+    }
+
+    /// Every part's log.
+    pub fn log(&self) -> String {
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(self.work.path())
+            .expect("work dir")
+            .flatten()
+        {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                logs += &format!("--- {}\n", entry.path().display());
+                logs += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+        }
+        logs
+    }
+}
+
+impl Drop for SqlCluster {
+    fn drop(&mut self) {
+        for part in self.executors.iter_mut().chain([&mut self.scheduler]) {
+            let _ = part.kill();
+            let _ = part.wait();
+        }
+    }
+}

@@ -6,6 +6,7 @@
 mod harness;
 
 mod access;
+mod cluster;
 mod faults;
 mod group;
 mod ingest;

@@ -7,9 +7,10 @@ use leptos::prelude::*;
 #[component]
 pub fn ResultTable(result: QueryResult) -> impl IntoView {
     let summary = format!(
-        "{} rows in {}{}",
+        "{} rows in {} {}{}",
         result.row_count,
         format::millis(result.execution_ms),
+        result.engine.describe(),
         if result.truncated { " (truncated)" } else { "" }
     );
     view! {

@@ -2,7 +2,7 @@
 
 use crate::app::format;
 use crate::app::live::LiveSignals;
-use crate::model::StageState;
+use crate::model::{SqlEngine, StageState};
 use leptos::prelude::*;
 
 #[component]
@@ -46,6 +46,21 @@ pub fn StatusBar(signals: LiveSignals) -> impl IntoView {
             format::count(h.lake.rows_committed as f64)
         )
     };
+    let sql = move || {
+        let sql = health.get().sql;
+        let executors = sql
+            .executors
+            .map_or(String::new(), |n| format!(" · {n} executors"));
+        format!(
+            "{} SQL {} · {}{executors}",
+            sql.state.icon(),
+            sql.state.label(),
+            match sql.engine {
+                SqlEngine::InProcess => "DataFusion in-process".to_owned(),
+                SqlEngine::Cluster { scheduler } => format!("Ballista {scheduler}"),
+            }
+        )
+    };
     let stream = move || {
         let state = link.get();
         let text = match state {
@@ -73,7 +88,7 @@ pub fn StatusBar(signals: LiveSignals) -> impl IntoView {
                     format!("{} · maintenance: {}", lake.detail, lake.maintenance)
                 }
             >{lake}</span>
-            <span data-testid="status-sql">"🟢 SQL DataFusion"</span>
+            <span data-testid="status-sql" title=move || health.get().sql.detail>{sql}</span>
             <span data-testid="status-stream" data-state=move || link.get().label()>
                 {stream}
             </span>

@@ -13,7 +13,8 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const SAMPLES: &[(&str, &str)] = &[
+/// The workbench's sample questions (name, SQL): the cluster tests ask them too.
+pub const SAMPLES: &[(&str, &str)] = &[
     (
         "Errors by endpoint",
         "SELECT endpoint, count(*) AS errors\nFROM logs\nWHERE status >= 500 OR level = 'ERROR'\nGROUP BY endpoint\nORDER BY errors DESC\nLIMIT 20",

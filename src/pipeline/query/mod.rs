@@ -4,26 +4,34 @@
 //! functions, and cancellable by id while it runs.
 
 mod built_values;
+pub mod cluster;
+pub mod snapshot_scan;
 
-use crate::model::{ColumnInfo, HistoryEntry, QueryRequest, QueryResult, TableVersion};
+use crate::model::{
+    ColumnInfo, HistoryEntry, QueryRequest, QueryResult, SqlEngine, SqlStatus, StageState,
+    TableVersion,
+};
 use chrono::DateTime;
+use cluster::SqlCluster;
 use deltalake::arrow::json::writer::{JsonArray, WriterBuilder};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::datafusion::catalog::MemorySchemaProvider;
+use deltalake::datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
 use deltalake::datafusion::execution::disk_manager::{DiskManager, DiskManagerMode};
 use deltalake::datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::execution::session_state::SessionStateBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake::datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
 use deltalake::DeltaTableError;
 use futures::TryStreamExt;
+use snapshot_scan::SnapshotScan;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
@@ -79,6 +87,9 @@ pub enum QueryError {
     /// The query's task failed (a panic in the engine).
     #[error("the query failed: {0}")]
     Failed(String),
+    /// The SQL cluster cannot take queries.
+    #[error("{0}")]
+    ClusterDown(String),
     /// The result could not be written as the download asked for.
     #[error("could not write the result as {0}: {1}")]
     Export(&'static str, String),
@@ -94,7 +105,10 @@ impl QueryError {
             | QueryError::Cancelled
             | QueryError::Busy(_)
             | QueryError::NoSuchVersion(_) => true,
-            QueryError::Table(_) | QueryError::Failed(_) | QueryError::Export(..) => false,
+            QueryError::Table(_)
+            | QueryError::Failed(_)
+            | QueryError::Export(..)
+            | QueryError::ClusterDown(_) => false,
         }
     }
 
@@ -109,6 +123,7 @@ impl QueryError {
             QueryError::Table(_) => "table_error",
             QueryError::Busy(_) => "busy",
             QueryError::Failed(_) => "failed",
+            QueryError::ClusterDown(_) => "cluster_down",
             QueryError::Export(..) => "export_error",
         }
     }
@@ -144,6 +159,21 @@ pub struct QueryEngine {
     running: Arc<Mutex<HashMap<String, AbortHandle>>>,
     /// The latest snapshot of the table, kept up to date as queries come.
     latest: Arc<tokio::sync::Mutex<Option<deltalake::DeltaTable>>>,
+    /// The Ballista cluster queries run on; none runs them in-process.
+    cluster: Option<SqlCluster>,
+    /// What the cluster's scheduler said when last asked.
+    cluster_seen: Arc<RwLock<ClusterSeen>>,
+    http: reqwest::Client,
+}
+
+/// What a cluster's scheduler said when last asked.
+#[derive(Debug, Clone)]
+enum ClusterSeen {
+    NotAsked,
+    /// It answered, knowing this many live executors.
+    Executors(usize),
+    /// It did not answer, for this reason.
+    Unreachable(String),
 }
 
 impl QueryEngine {
@@ -164,6 +194,80 @@ impl QueryEngine {
             concurrency: 4,
             running: Arc::default(),
             latest: Arc::default(),
+            cluster: None,
+            cluster_seen: Arc::new(RwLock::new(ClusterSeen::NotAsked)),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Runs queries on the Ballista cluster whose scheduler is `cluster`, or in-process.
+    pub fn with_cluster(self, cluster: Option<SqlCluster>) -> Self {
+        QueryEngine { cluster, ..self }
+    }
+
+    /// Asks the cluster's scheduler how it stands and keeps the answer, for the status and
+    /// for the queries that follow (refused at once while it does not answer). In-process,
+    /// there is nothing to ask.
+    pub async fn check_cluster(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let seen = match cluster.executors(&self.http).await {
+            Ok(executors) => ClusterSeen::Executors(executors),
+            Err(error) => ClusterSeen::Unreachable(error.to_string()),
+        };
+        *self
+            .cluster_seen
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = seen;
+    }
+
+    fn cluster_seen(&self) -> ClusterSeen {
+        self.cluster_seen
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The SQL stage as of the cluster's last answer.
+    pub fn status(&self) -> SqlStatus {
+        let (state, executors, detail) = match (&self.cluster, self.cluster_seen()) {
+            (None, _) => (
+                StageState::Connected,
+                None,
+                "DataFusion in this process".into(),
+            ),
+            (Some(_), ClusterSeen::NotAsked) => {
+                (StageState::Connecting, None, "asking the scheduler".into())
+            }
+            (Some(_), ClusterSeen::Executors(0)) => (
+                StageState::Partial,
+                Some(0),
+                "the scheduler has no executors: queries wait for one".into(),
+            ),
+            (Some(_), ClusterSeen::Executors(n)) => {
+                (StageState::Connected, Some(n), format!("{n} executors"))
+            }
+            (Some(_), ClusterSeen::Unreachable(why)) => (StageState::Down, None, why),
+        };
+        SqlStatus {
+            state,
+            engine: self.engine(),
+            executors,
+            detail,
+        }
+    }
+
+    /// Where queries run.
+    pub fn engine(&self) -> SqlEngine {
+        match &self.cluster {
+            None => SqlEngine::InProcess,
+            Some(cluster) => SqlEngine::Cluster {
+                scheduler: cluster.to_string(),
+            },
         }
     }
 
@@ -229,6 +333,9 @@ impl QueryEngine {
             }
             (asked, written) => written.or(asked),
         };
+        if let ClusterSeen::Unreachable(why) = self.cluster_seen() {
+            return Err(QueryError::ClusterDown(why));
+        }
         let started = Instant::now();
         let admitted = tokio::time::timeout(ADMISSION_WAIT, self.admission.clone().acquire_owned())
             .await
@@ -276,6 +383,15 @@ impl QueryEngine {
             Err(_) => return Err(QueryError::Timeout(self.timeout)),
             Ok(Err(joined)) if joined.is_cancelled() => return Err(QueryError::Cancelled),
             Ok(Err(joined)) => return Err(QueryError::Failed(joined.to_string())),
+            Ok(Ok(Err(error))) if self.cluster.is_some() => {
+                // A cluster that stopped answering fails the query with a transport error:
+                // said as the cluster being down, not as a fault in the query.
+                self.check_cluster().await;
+                return Err(match self.cluster_seen() {
+                    ClusterSeen::Unreachable(why) => QueryError::ClusterDown(why),
+                    _ => error.into(),
+                });
+            }
             Ok(Ok(answer)) => answer?,
         };
         let cut_by_bytes = answer.cut;
@@ -285,6 +401,7 @@ impl QueryEngine {
         result.row_count = result.rows.len();
         result.execution_ms = started.elapsed().as_secs_f64() * 1000.0;
         result.version = version;
+        result.engine = self.engine();
         Ok(result)
     }
 
@@ -314,10 +431,10 @@ impl QueryEngine {
     }
 
     /// A fresh session over one version of the table (the latest by default, so every query
-    /// sees the last commit), drawing on the budget all queries share.
+    /// sees the last commit), drawing on the budget all queries share; on the cluster when
+    /// one is named.
     async fn session(&self, version: Option<u64>) -> Result<SessionContext, QueryError> {
         let table = self.open(version).await?;
-        let provider = table.table_provider().await?;
         let runtime = RuntimeEnvBuilder {
             disk_manager: Some(self.spill.clone()),
             ..RuntimeEnvBuilder::new()
@@ -325,8 +442,24 @@ impl QueryEngine {
         .with_memory_pool(self.memory.clone())
         .build_arc()?;
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        built_values::bound_value_builders(&ctx);
+        let (ctx, provider): (SessionContext, Arc<dyn TableProvider>) = match &self.cluster {
+            None => {
+                let ctx = SessionContext::new_with_config_rt(config, runtime);
+                built_values::bound_value_builders(&ctx);
+                (ctx, table.table_provider().await?)
+            }
+            Some(cluster) => {
+                let state = SessionStateBuilder::new()
+                    .with_default_features()
+                    .with_config(config)
+                    .with_runtime_env(runtime)
+                    .build();
+                (
+                    cluster.session(state).await?,
+                    Arc::new(SnapshotScan::of(&table)?),
+                )
+            }
+        };
         ctx.register_table(TABLE, provider.clone())?;
         ctx.catalog("datafusion")
             .ok_or_else(|| QueryError::Sql("default catalog missing".into()))?
@@ -686,6 +819,7 @@ fn to_result(columns: Vec<String>, json: Vec<u8>) -> Result<QueryResult, QueryEr
         execution_ms: 0.0,
         truncated: false,
         version: None,
+        engine: SqlEngine::InProcess,
     })
 }
 
@@ -945,6 +1079,7 @@ mod tests {
             execution_ms: 0.0,
             truncated: false,
             version: None,
+            engine: SqlEngine::InProcess,
         };
         let csv = String::from_utf8(to_csv(&result).unwrap()).unwrap();
         assert_eq!(
