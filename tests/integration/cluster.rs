@@ -91,21 +91,26 @@ fn assert_same_answer(query: &str, cluster: &Value, local: &QueryResult, approxi
     }
 }
 
-#[tokio::test]
-async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql() {
-    let cluster = SqlCluster::start(2).await;
-    let (server, client) = Server::ready(&[("SQL_CLUSTER", &cluster.address())]).await;
-    generate(&server, EVENTS, 5_000);
+/// Produces [`EVENTS`] realistic events and waits until SQL on the cluster counts them all.
+async fn generate_and_wait_on_cluster(server: &Server, client: &reqwest::Client) {
+    generate(server, EVENTS, 5_000);
     eventually(
         Duration::from_secs(120),
         "every event in SQL on the cluster",
-        &server,
+        server,
         || async {
-            let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
+            let (status, answer) = sql(client, server, "SELECT count(*) FROM logs").await;
             (status == 200 && answer["rows"][0][0] == EVENTS).then_some(())
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql() {
+    let cluster = SqlCluster::start(2).await;
+    let (server, client) = Server::ready(&[("SQL_CLUSTER", &cluster.address())]).await;
+    generate_and_wait_on_cluster(&server, &client).await;
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     assert_eq!(health["sql"]["state"], "connected", "{health}");
     assert_eq!(health["sql"]["executors"], 2, "{health}");
@@ -163,17 +168,7 @@ async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql
 async fn an_executor_lost_mid_query_gives_an_error_or_the_right_answer_never_a_wrong_one() {
     let mut cluster = SqlCluster::start(2).await;
     let (server, client) = Server::ready(&[("SQL_CLUSTER", &cluster.address())]).await;
-    generate(&server, EVENTS, 5_000);
-    eventually(
-        Duration::from_secs(120),
-        "every event in SQL on the cluster",
-        &server,
-        || async {
-            let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
-            (status == 200 && answer["rows"][0][0] == EVENTS).then_some(())
-        },
-    )
-    .await;
+    generate_and_wait_on_cluster(&server, &client).await;
     let health: Value = get_json(&client, &server.url("/health")).await.unwrap();
     let version = health["lake"]["version"].as_u64().unwrap();
     // A join of every row with every other: seconds of work on both executors, with a
