@@ -84,10 +84,7 @@ impl FromStr for SqlCluster {
 
 impl fmt::Display for SqlCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.host.contains(':') {
-            true => write!(f, "df://[{}]:{}", self.host, self.port),
-            false => write!(f, "df://{}:{}", self.host, self.port),
-        }
+        write!(f, "df://{}:{}", self.url_host(), self.port)
     }
 }
 
