@@ -106,6 +106,28 @@ async fn generate_and_wait_on_cluster(server: &Server, client: &reqwest::Client)
     .await;
 }
 
+/// Waits until a job runs on the cluster (`true`) or none does (`false`).
+async fn until_jobs_run(cluster: &SqlCluster, client: &reqwest::Client, running: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = cluster.jobs(client).await;
+        let any_running = jobs.iter().any(|job| {
+            job["job_status"]
+                .as_str()
+                .is_some_and(|s| s.contains("Running"))
+        });
+        if any_running == running {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a job still {}running after 30 s: {jobs:?}",
+            if running { "not " } else { "" }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql() {
     let cluster = SqlCluster::start(2).await;
@@ -143,6 +165,26 @@ async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql
         jobs_before + asked.len(),
         "each question is one job on the cluster"
     );
+
+    // A table's columns are in the asking server's catalog: answered there, no job sent.
+    let jobs_before = cluster.jobs(&client).await.len();
+    let (status, described) = ask(&client, &server, "DESCRIBE logs", version).await;
+    assert_eq!(status, 200, "{described}");
+    let ours = local
+        .run(&QueryRequest::sql("DESCRIBE logs"))
+        .await
+        .unwrap();
+    assert_eq!(described["rows"], serde_json::to_value(&ours.rows).unwrap());
+    assert_eq!(cluster.jobs(&client).await.len(), jobs_before);
+    let (status, explained) = ask(
+        &client,
+        &server,
+        "EXPLAIN SELECT count(*) FROM logs",
+        version,
+    )
+    .await;
+    assert_eq!(status, 200, "{explained}");
+    assert_eq!(explained["rows"][1][0], "physical_plan", "{explained}");
 
     let jobs_before = cluster.jobs(&client).await.len();
     for hostile in [
@@ -198,23 +240,7 @@ async fn an_executor_lost_mid_query_gives_an_error_or_the_right_answer_never_a_w
             (status, response.json::<Value>().await.expect("json answer"))
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let running = cluster.jobs(&client).await.iter().any(|job| {
-            job["job_status"]
-                .as_str()
-                .is_some_and(|s| s.contains("Running"))
-        });
-        if running {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the job never ran: {:?}",
-            cluster.jobs(&client).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_jobs_run(&cluster, &client, true).await;
     cluster.kill_executor(0);
     let (status, answer) = asking.await.unwrap();
     match status {
@@ -239,6 +265,64 @@ async fn an_executor_lost_mid_query_gives_an_error_or_the_right_answer_never_a_w
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_query_cancelled_or_out_of_time_stops_its_job_on_the_cluster() {
+    let cluster = SqlCluster::start(2).await;
+    let (server, client) = Server::ready(&[
+        ("SQL_CLUSTER", &cluster.address()),
+        ("QUERY_TIMEOUT_SECS", "5"),
+    ])
+    .await;
+    produce_with_rdkafka(&server.brokers(), &numbered_events("e", 0..3_000)).await;
+    eventually(
+        Duration::from_secs(60),
+        "the events in SQL on the cluster",
+        &server,
+        || async {
+            let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
+            (status == 200 && answer["rows"][0][0] == 3_000).then_some(())
+        },
+    )
+    .await;
+    // Billions of row pairs: hours of work, were it left to run.
+    let endless = "SELECT count(*) FROM logs a JOIN logs b ON a.kafka_offset <= b.kafka_offset \
+                   JOIN logs c ON b.kafka_offset <= c.kafka_offset";
+    let asking = |id: &'static str| {
+        let (client, url) = (client.clone(), server.url("/api/query"));
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .json(&json!({ "query": endless, "id": id }))
+                .send()
+                .await
+                .expect("query request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json answer"))
+        })
+    };
+
+    let cancelled = asking("endless-1");
+    until_jobs_run(&cluster, &client, true).await;
+    let stop = client
+        .delete(server.url("/api/query/endless-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status().as_u16(), 204);
+    let (status, answer) = cancelled.await.unwrap();
+    assert_eq!(answer["error"], "query cancelled", "{status} {answer}");
+    until_jobs_run(&cluster, &client, false).await;
+
+    let timed_out = asking("endless-2");
+    until_jobs_run(&cluster, &client, true).await;
+    let (status, answer) = timed_out.await.unwrap();
+    assert_eq!(
+        answer["error"], "query stopped after 5s",
+        "{status} {answer}"
+    );
+    until_jobs_run(&cluster, &client, false).await;
 }
 
 #[tokio::test]

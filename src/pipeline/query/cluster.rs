@@ -11,19 +11,27 @@
 
 use super::built_values::bound_value_builders;
 use super::snapshot_scan::LakeCodec;
+use async_trait::async_trait;
 use ballista::prelude::SessionContextExt;
+use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
+use datafusion_proto::protobuf::LogicalPlanNode;
+use deltalake::datafusion::catalog::Session;
 use deltalake::datafusion::common::{DataFusionError, Result};
+use deltalake::datafusion::execution::context::QueryPlanner;
 use deltalake::datafusion::execution::object_store::{
     DefaultObjectStoreRegistry, ObjectStoreRegistry,
 };
 use deltalake::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use deltalake::datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use deltalake::datafusion::logical_expr::LogicalPlan;
+use deltalake::datafusion::physical_plan::ExecutionPlan;
+use deltalake::datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::logstore::object_store::ObjectStore;
 use std::collections::HashMap;
@@ -100,10 +108,29 @@ impl SqlCluster {
         let state = SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .build();
-        let ctx = SessionContext::remote_with_state(&self.to_string(), state).await?;
+        let joined = SessionContext::remote_with_state(&self.to_string(), state)
+            .await?
+            .state();
+        let on_cluster = joined.query_planner().clone();
+        let ctx = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(joined)
+                .with_query_planner(Arc::new(DescribeHere { on_cluster }))
+                .build(),
+        );
         // Joining the cluster puts DataFusion's own functions back; ours go over them again.
         bound_value_builders(&ctx);
         Ok(ctx)
+    }
+
+    /// The job `plan` runs as on this cluster, once executed: stopped on the scheduler when
+    /// the query ends before its answer is read.
+    pub fn job(&self, http: &reqwest::Client, plan: &Arc<dyn ExecutionPlan>) -> ClusterJob {
+        ClusterJob {
+            cluster: self.clone(),
+            http: http.clone(),
+            plan: plan.clone(),
+            answered: false,
+        }
     }
 
     /// How many executors the scheduler has heard from lately.
@@ -131,6 +158,88 @@ impl SqlCluster {
             true => format!("[{}]", self.host),
             false => self.host.clone(),
         }
+    }
+}
+
+/// Plans `DESCRIBE` where the query was asked and everything else on the cluster: a table's
+/// columns are in the asking session's catalog, and Ballista cannot send a `DescribeTable`
+/// plan (DataFusion's plan serde has no form for it).
+#[derive(Debug)]
+struct DescribeHere {
+    on_cluster: Arc<dyn QueryPlanner + Send + Sync>,
+}
+
+#[async_trait]
+impl QueryPlanner for DescribeHere {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match plan {
+            LogicalPlan::DescribeTable(_) => {
+                DefaultPhysicalPlanner::default()
+                    .create_physical_plan(plan, session)
+                    .await
+            }
+            _ => self.on_cluster.create_physical_plan(plan, session).await,
+        }
+    }
+}
+
+/// A query's job on the cluster. Ballista's client stops waiting when the query is dropped
+/// (cancelled, out of time, its client gone) but leaves the job running on the executors; this
+/// asks the scheduler to cancel it then, so a stopped query stops taking the cluster's cores.
+pub struct ClusterJob {
+    cluster: SqlCluster,
+    http: reqwest::Client,
+    plan: Arc<dyn ExecutionPlan>,
+    answered: bool,
+}
+
+impl ClusterJob {
+    /// The answer is read: the job has ended and there is nothing to cancel.
+    pub fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for ClusterJob {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        // No id yet: the job was never submitted, or its submission is lost with the query.
+        let Some(job) = submitted_job(&self.plan) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let url = format!(
+            "http://{}:{}/api/job/{job}",
+            self.cluster.url_host(),
+            self.cluster.port
+        );
+        let http = self.http.clone();
+        runtime.spawn(async move {
+            match http.patch(url).send().await {
+                Ok(response) => {
+                    tracing::info!(%job, status = response.status().as_u16(), "cancelled the cluster job of a stopped query")
+                }
+                Err(error) => {
+                    tracing::warn!(%job, %error, "could not cancel the cluster job of a stopped query")
+                }
+            }
+        });
+    }
+}
+
+/// The id of the Ballista job `plan` submitted, if it has.
+fn submitted_job(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    match plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>() {
+        Some(distributed) => distributed.job_id().map(|id| id.to_string()),
+        None => plan.children().into_iter().find_map(submitted_job),
     }
 }
 

@@ -22,6 +22,7 @@ use deltalake::datafusion::execution::disk_manager::{DiskManager, DiskManagerMod
 use deltalake::datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::session_state::SessionStateBuilder;
+use deltalake::datafusion::physical_plan::execute_stream;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake::datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
@@ -349,6 +350,8 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
+        let cluster = self.cluster.clone();
+        let http = self.http.clone();
         let work = query_runtime().spawn(async move {
             // Held until the work itself ends, which may be after a timeout was answered.
             let _admitted = admitted;
@@ -359,13 +362,18 @@ impl QueryEngine {
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
+            let plan = frame.create_physical_plan().await?;
+            let job = cluster.map(|cluster| cluster.job(&http, &plan));
             // Read only as far as the caps; dropping the stream stops the rest of the work.
-            let mut stream = frame.execute_stream().await?;
+            let mut stream = execute_stream(plan, ctx.task_ctx())?;
             let mut answer = Answer::new(max_rows);
             while let Some(batch) = stream.try_next().await? {
                 if !answer.take(&batch)? {
                     break;
                 }
+            }
+            if let Some(job) = job {
+                job.answered();
             }
             Ok::<_, DataFusionError>((columns, answer))
         });

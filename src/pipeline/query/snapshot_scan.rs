@@ -17,6 +17,7 @@ use deltalake::datafusion::common::{DataFusionError, Result, ScalarValue, TableR
 use deltalake::datafusion::datasource::file_format::FileFormatFactory;
 use deltalake::datafusion::datasource::listing::PartitionedFile;
 use deltalake::datafusion::datasource::object_store::ObjectStoreUrl;
+use deltalake::datafusion::datasource::physical_plan::parquet::transform_schema_to_view;
 use deltalake::datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfigBuilder, ParquetSource,
 };
@@ -38,7 +39,8 @@ use url::Url;
 pub struct SnapshotScan {
     table: Url,
     version: u64,
-    /// The table's columns in the table's order, as delta-rs' own scan gives them.
+    /// The table's columns in the table's order, typed as delta-rs' own scan gives them
+    /// (strings as views), so a column is the same type wherever the query runs.
     schema: SchemaRef,
     /// The columns whose values are in the log rather than in the files.
     partition_columns: Vec<String>,
@@ -52,7 +54,9 @@ impl SnapshotScan {
         Ok(SnapshotScan {
             table: table.table_url().clone(),
             version,
-            schema: snapshot.snapshot().arrow_schema(),
+            schema: Arc::new(transform_schema_to_view(
+                &snapshot.snapshot().arrow_schema(),
+            )),
             partition_columns: snapshot.metadata().partition_columns().to_vec(),
         })
     }
