@@ -764,6 +764,11 @@ impl SqlCluster {
     /// Starts a scheduler and `executors` executors of one task each, and returns once the
     /// scheduler lists them all.
     pub async fn start(executors: usize) -> SqlCluster {
+        SqlCluster::start_with(executors, &[]).await
+    }
+
+    /// [`SqlCluster::start`] with `env` in every part's environment (the lake's credentials).
+    pub async fn start_with(executors: usize, env: &[(&'static str, String)]) -> SqlCluster {
         let work = tempfile::tempdir().expect("temp dir");
         let scheduler_port = free_port();
         let part = |name: &str, args: &[String]| {
@@ -771,6 +776,7 @@ impl SqlCluster {
             Command::new(env!("CARGO_BIN_EXE_lakepulse"))
                 .args(args)
                 .env("RUST_LOG", "info")
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
