@@ -1,7 +1,7 @@
 //! SQL on a Ballista cluster of lakepulse's own binary (a scheduler and executors on
 //! loopback): the same answers as the in-process engine on the same table version, hostile
-//! SQL refused before the cluster hears of it, an executor lost mid-query, and the scheduler
-//! gone while ingest goes on, a stopped query's job cancelled, and executors reading a lake on
+//! SQL refused before the cluster hears of it, an executor lost mid-query, the scheduler gone
+//! while ingest goes on, a stopped query's job cancelled, and executors reading a lake on
 //! object storage at the version asked.
 
 use super::harness::*;
