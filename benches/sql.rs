@@ -77,7 +77,19 @@ async fn write_table(path: &Path, rows: u64) {
 struct Cluster {
     parts: Vec<std::process::Child>,
     address: String,
+    /// The scheduler's REST API, where Ballista reports its jobs.
+    api: String,
     work: PathBuf,
+}
+
+/// One job as the scheduler accounts for it, in milliseconds.
+struct JobTimes {
+    /// From the job's submission to its end on the scheduler.
+    on_scheduler: f64,
+    /// Its stages one after the other: from a stage's first task starting to its last ending.
+    in_stages: f64,
+    /// Every task's execution time, added over the executors.
+    in_tasks: f64,
 }
 
 impl Cluster {
@@ -128,9 +140,10 @@ impl Cluster {
         let cluster = Cluster {
             parts,
             address,
+            api: format!("http://127.0.0.1:{scheduler}/api"),
             work,
         };
-        let executors_url = format!("http://127.0.0.1:{scheduler}/api/executors");
+        let executors_url = format!("{}/executors", cluster.api);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let listed = Command::new("curl")
@@ -149,6 +162,76 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+impl Cluster {
+    /// Every job the scheduler ran, in the order they were submitted, timed by Ballista.
+    async fn jobs(&self) -> Vec<JobTimes> {
+        let http = reqwest::Client::new();
+        let get = |url: String| {
+            let http = http.clone();
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .expect("the scheduler answers")
+                    .json::<serde_json::Value>()
+                    .await
+                    .expect("the scheduler's JSON")
+            }
+        };
+        let listed = get(format!("{}/jobs", self.api)).await;
+        let mut jobs: Vec<&serde_json::Value> =
+            listed.as_array().expect("a job list").iter().collect();
+        jobs.sort_by_key(|job| job["start_time"].as_u64());
+        let mut timed = Vec::new();
+        for job in jobs {
+            let stages = get(format!(
+                "{}/job/{}/stages",
+                self.api,
+                job["job_id"].as_str().expect("an id")
+            ))
+            .await;
+            let (mut in_stages, mut in_tasks) = (0, 0);
+            for stage in stages["stages"].as_array().expect("stages") {
+                let tasks: Vec<&serde_json::Value> = stage["tasks"]
+                    .as_array()
+                    .expect("tasks")
+                    .iter()
+                    .filter(|t| !t.is_null())
+                    .collect();
+                let first = tasks
+                    .iter()
+                    .filter_map(|t| t["start_exec_time"].as_u64())
+                    .min();
+                let last = tasks
+                    .iter()
+                    .filter_map(|t| t["end_exec_time"].as_u64())
+                    .max();
+                in_stages += last
+                    .zip(first)
+                    .map_or(0, |(last, first)| last.saturating_sub(first));
+                in_tasks += tasks
+                    .iter()
+                    .filter_map(|t| t["exec_duration"].as_u64())
+                    .sum::<u64>();
+            }
+            let span = |key: &str| job[key].as_u64().expect("a job time");
+            timed.push(JobTimes {
+                on_scheduler: span("end_time").saturating_sub(span("start_time")) as f64,
+                in_stages: in_stages as f64,
+                in_tasks: in_tasks as f64,
+            });
+        }
+        timed
+    }
+}
+
+/// The middle value of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 impl Drop for Cluster {
@@ -180,8 +263,7 @@ async fn lakepulse(engine: &QueryEngine) -> (f64, Vec<(f64, usize)>) {
             times.push(ms);
             rows = count;
         }
-        times.sort_by(f64::total_cmp);
-        warm.push((times[REPEATS / 2], rows));
+        warm.push((median(times), rows));
     }
     (cold, warm)
 }
@@ -224,6 +306,7 @@ async fn main() {
     let on_cluster = QueryEngine::new(table)
         .with_cluster(Some(cluster.address.parse().expect("a cluster address")));
     let (cluster_cold, on_cluster) = lakepulse(&on_cluster).await;
+    let jobs = cluster.jobs().await;
     drop(cluster);
     let theirs = spark(&path);
     let spark_cold = theirs.as_ref().ok().and_then(|s| s["cold_ms"].as_f64());
@@ -253,7 +336,7 @@ async fn main() {
         vs(cluster_cold, spark_cold)
     );
     for (i, (((what, _, _), (ms, _)), (in_process, _))) in
-        QUERIES.iter().zip(on_cluster).zip(&ours).enumerate()
+        QUERIES.iter().zip(&on_cluster).zip(&ours).enumerate()
     {
         let spark_ms = theirs
             .as_ref()
@@ -261,8 +344,28 @@ async fn main() {
             .and_then(|s| s["warm"][i]["median_ms"].as_f64());
         println!(
             "| SQL on a Ballista cluster (2 executors, this machine), {rows} rows | {what}, warm median of {REPEATS} | cluster {ms:.0} ms | in-process {in_process:.0} ms, the cluster takes {:.1}x as long; {} |",
-            ms / in_process,
-            vs(ms, spark_ms)
+            *ms / *in_process,
+            vs(*ms, spark_ms)
+        );
+    }
+    // The cold run's job first, then REPEATS of each query in turn.
+    assert_eq!(
+        jobs.len(),
+        1 + REPEATS * QUERIES.len(),
+        "one job per query run"
+    );
+    for (((what, _, _), (ms, _)), runs) in QUERIES
+        .iter()
+        .zip(&on_cluster)
+        .zip(jobs[1..].chunks(REPEATS))
+    {
+        let of = |time: fn(&JobTimes) -> f64| median(runs.iter().map(time).collect());
+        let on_scheduler = of(|job| job.on_scheduler);
+        println!(
+            "| SQL on a Ballista cluster: where the time goes (scheduler's job metrics) | {what}, medians of {REPEATS} | cluster {ms:.0} ms | job on the scheduler {on_scheduler:.0} ms (its stages running {:.0} ms, task time over both executors {:.0} ms); outside the job {:.0} ms: planning, submitting, status polls every 50 ms, fetching the answer over Flight |",
+            of(|job| job.in_stages),
+            of(|job| job.in_tasks),
+            (ms - on_scheduler).max(0.0)
         );
     }
     match theirs {

@@ -167,6 +167,24 @@ async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql
         "each question is one job on the cluster"
     );
 
+    // The workbench, as a shared link renders it, says where its answer was computed.
+    let page = client
+        .get(server.url("/query?sql=SELECT%20count(*)%20FROM%20logs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let summary = page
+        .split_once(r#"data-testid="sql-summary""#)
+        .and_then(|(_, rest)| rest.split_once("</p>"))
+        .map(|(summary, _)| summary)
+        .unwrap_or_else(|| panic!("no answer's summary in the workbench:\n{page}"));
+    assert!(
+        summary.contains(&format!(" on {}", cluster.address())),
+        "{summary}"
+    );
     // A table's columns are in the asking server's catalog: answered there, no job sent.
     let jobs_before = cluster.jobs(&client).await.len();
     let (status, described) = ask(&client, &server, "DESCRIBE logs", version).await;

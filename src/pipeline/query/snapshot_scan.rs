@@ -176,8 +176,10 @@ impl TableProvider for SnapshotScan {
         TableType::Base
     }
 
-    /// Filters are left to the plan above the scan (DataFusion applies them to every row),
-    /// so an answer never depends on how a file was pruned.
+    /// Filters are left to the plan above the scan, which DataFusion's optimizer pushes into
+    /// the Parquet reader as delta-rs' own scan does: files and row groups are skipped by their
+    /// statistics, a filter's columns are decoded first and the rest only for the rows that
+    /// pass, and a TopK's bound (`ORDER BY ... LIMIT`) skips row groups as it tightens.
     async fn scan(
         &self,
         state: &dyn Session,
@@ -194,7 +196,10 @@ impl TableProvider for SnapshotScan {
             TableSchema::builder(self.file_schema())
                 .with_table_partition_cols(self.partition_fields())
                 .build(),
-        );
+        )
+        .with_table_parquet_options(state.table_options().parquet.clone())
+        .with_pushdown_filters(true)
+        .with_reorder_filters(true);
         let positions = self.scan_positions();
         let projection = match projection {
             Some(columns) => columns.iter().map(|&c| positions[c]).collect(),
