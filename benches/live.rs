@@ -503,7 +503,7 @@ async fn live_table(http: &reqwest::Client) {
         if age >= Duration::from_secs(minutes * 60) {
             break;
         }
-        let (_, sql, _) = questions::QUERIES[asked % questions::QUERIES.len()];
+        let sql = questions::QUERIES[asked % questions::QUERIES.len()].sql;
         let began = Instant::now();
         let answered = match http
             .post(&url)
@@ -528,7 +528,8 @@ async fn live_table(http: &reqwest::Client) {
         .await
         .unwrap_or_default();
     let setup = format!("written at 1000 ev/s for {minutes} min from empty");
-    for ((what, _, _), times) in questions::QUERIES.iter().zip(&by_question) {
+    for (question, times) in questions::QUERIES.iter().zip(&by_question) {
+        let what = question.what;
         println!(
             "| SQL on the live table | {what}, {setup} | p50 {}, p99 {} ({} answers) | target p50 50 ms, p99 300 ms |",
             ms(times, 0.5),

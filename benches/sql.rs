@@ -1,7 +1,8 @@
 //! SQL over 10 million rows: lakepulse's query engine (DataFusion on the Delta table, as
-//! `/api/query` runs it) against Spark local (PySpark, `local[*]`) reading the same Parquet
-//! files, and the same engine sending the queries to a Ballista cluster of two executors on
-//! this machine (`SQL_CLUSTER`). `make bench` runs it; it prints table rows.
+//! `/api/query` runs it) against Spark local (PySpark, `local[*]`) and DuckDB (2 threads)
+//! reading the same Parquet files, and the same engine sending the queries to a Ballista
+//! cluster of two executors on this machine (`SQL_CLUSTER`). `make bench` runs it; it prints
+//! table rows.
 //!
 //! The table is written once under the cargo target directory through `LakeSink`, the sink
 //! ingest uses, from the demo generator's steady traffic (`BENCH_SQL_ROWS` to change the size).
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 #[path = "common/questions.rs"]
 mod questions;
 
-use questions::QUERIES;
+use questions::{Question, QUERIES};
 
 /// Warm runs of each query; the median is reported.
 const REPEATS: usize = 5;
@@ -253,9 +254,9 @@ async fn lakepulse(engine: &QueryEngine) -> (f64, Vec<(f64, usize)>) {
             (started.elapsed().as_secs_f64() * 1000.0, answer.row_count)
         }
     };
-    let (cold, _) = run(QUERIES[0].1).await;
+    let (cold, _) = run(QUERIES[0].sql).await;
     let mut warm = Vec::new();
-    for (_, sql, _) in QUERIES {
+    for Question { sql, .. } in QUERIES {
         let mut times = Vec::new();
         let mut rows = 0;
         for _ in 0..REPEATS {
@@ -268,19 +269,68 @@ async fn lakepulse(engine: &QueryEngine) -> (f64, Vec<(f64, usize)>) {
     (cold, warm)
 }
 
-fn spark(path: &Path) -> Result<serde_json::Value, String> {
-    let venv = std::env::var("LAKEPULSE_VENV").map_err(|_| "LAKEPULSE_VENV unset".to_owned())?;
-    let output = Command::new(Path::new(&venv).join("bin/python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/spark_queries.py"))
-        .arg(path)
-        .arg(REPEATS.to_string())
-        .args(QUERIES.iter().map(|(_, _, spark)| spark))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+/// A baseline engine's answers to the five questions: its own process, over the same table.
+struct Baseline {
+    name: &'static str,
+    /// Its session start, cold first query and warm medians, or why it did not run.
+    answer: Result<serde_json::Value, String>,
+}
+
+impl Baseline {
+    /// Runs `benches/baseline_queries.py` for `engine`, each question spelled by `dialect`.
+    fn run(
+        name: &'static str,
+        engine: &str,
+        path: &Path,
+        dialect: fn(&Question) -> &'static str,
+    ) -> Baseline {
+        let answer = (|| {
+            let venv =
+                std::env::var("LAKEPULSE_VENV").map_err(|_| "LAKEPULSE_VENV unset".to_owned())?;
+            let output = Command::new(Path::new(&venv).join("bin/python"))
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baseline_queries.py"))
+                .arg(engine)
+                .arg(path)
+                .arg(REPEATS.to_string())
+                .args(QUERIES.iter().map(dialect))
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !output.status.success() {
+                return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+            }
+            serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+        })();
+        if let Err(error) = &answer {
+            eprintln!("{name} did not run: {error}");
+        }
+        Baseline { name, answer }
     }
-    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+
+    fn cold(&self) -> Option<f64> {
+        self.answer.as_ref().ok()?["cold_ms"].as_f64()
+    }
+
+    fn warm(&self, question: usize) -> Option<f64> {
+        self.answer.as_ref().ok()?["warm"][question]["median_ms"].as_f64()
+    }
+
+    /// lakepulse's `ours` beside this engine's `theirs`, as a ratio.
+    fn versus(&self, ours: f64, theirs: Option<f64>) -> String {
+        let name = self.name;
+        match theirs {
+            None => format!("{name} not run"),
+            Some(theirs) if theirs >= ours => {
+                format!(
+                    "{name} {theirs:.0} ms; lakepulse {:.1}x faster",
+                    theirs / ours
+                )
+            }
+            Some(theirs) => format!(
+                "{name} {theirs:.0} ms; lakepulse takes {:.1}x as long",
+                ours / theirs
+            ),
+        }
+    }
 }
 
 #[tokio::main]
@@ -308,44 +358,38 @@ async fn main() {
     let (cluster_cold, on_cluster) = lakepulse(&on_cluster).await;
     let jobs = cluster.jobs().await;
     drop(cluster);
-    let theirs = spark(&path);
-    let spark_cold = theirs.as_ref().ok().and_then(|s| s["cold_ms"].as_f64());
-    let vs = |ours: f64, theirs: Option<f64>| {
-        theirs.map_or("Spark not run".to_owned(), |t| {
-            format!("Spark {t:.0} ms; lakepulse {:.1}x faster", t / ours)
-        })
+    let spark = Baseline::run("Spark", "spark", &path, Question::spark);
+    let duckdb = Baseline::run("DuckDB", "duckdb", &path, Question::duckdb);
+    let versus = |ours: f64, of: &dyn Fn(&Baseline) -> Option<f64>| {
+        [&spark, &duckdb]
+            .map(|baseline| baseline.versus(ours, of(baseline)))
+            .join("; ")
     };
     println!(
         "| SQL, {rows} rows | cold first query ({}) | lakepulse {cold:.0} ms | {} |",
-        QUERIES[0].0,
-        vs(cold, spark_cold)
+        QUERIES[0].what,
+        versus(cold, &Baseline::cold)
     );
-    for (i, ((what, _, _), (ms, result_rows))) in QUERIES.iter().zip(&ours).enumerate() {
-        let spark_ms = theirs
-            .as_ref()
-            .ok()
-            .and_then(|s| s["warm"][i]["median_ms"].as_f64());
+    for (i, (question, (ms, result_rows))) in QUERIES.iter().zip(&ours).enumerate() {
         println!(
-            "| SQL, {rows} rows | {what}, warm median of {REPEATS} ({result_rows} result rows) | lakepulse {ms:.0} ms | {} |",
-            vs(*ms, spark_ms)
+            "| SQL, {rows} rows | {}, warm median of {REPEATS} ({result_rows} result rows) | lakepulse {ms:.0} ms | {} |",
+            question.what,
+            versus(*ms, &|baseline| baseline.warm(i))
         );
     }
     println!(
         "| SQL on a Ballista cluster (2 executors, this machine), {rows} rows | cold first query ({}) | cluster {cluster_cold:.0} ms | in-process {cold:.0} ms; {} |",
-        QUERIES[0].0,
-        vs(cluster_cold, spark_cold)
+        QUERIES[0].what,
+        spark.versus(cluster_cold, spark.cold())
     );
-    for (i, (((what, _, _), (ms, _)), (in_process, _))) in
+    for (i, ((question, (ms, _)), (in_process, _))) in
         QUERIES.iter().zip(&on_cluster).zip(&ours).enumerate()
     {
-        let spark_ms = theirs
-            .as_ref()
-            .ok()
-            .and_then(|s| s["warm"][i]["median_ms"].as_f64());
         println!(
-            "| SQL on a Ballista cluster (2 executors, this machine), {rows} rows | {what}, warm median of {REPEATS} | cluster {ms:.0} ms | in-process {in_process:.0} ms, the cluster takes {:.1}x as long; {} |",
+            "| SQL on a Ballista cluster (2 executors, this machine), {rows} rows | {}, warm median of {REPEATS} | cluster {ms:.0} ms | in-process {in_process:.0} ms, the cluster takes {:.1}x as long; {} |",
+            question.what,
             *ms / *in_process,
-            vs(*ms, spark_ms)
+            spark.versus(*ms, spark.warm(i))
         );
     }
     // The cold run's job first, then REPEATS of each query in turn.
@@ -354,7 +398,7 @@ async fn main() {
         1 + REPEATS * QUERIES.len(),
         "one job per query run"
     );
-    for (((what, _, _), (ms, _)), runs) in QUERIES
+    for ((question, (ms, _)), runs) in QUERIES
         .iter()
         .zip(&on_cluster)
         .zip(jobs[1..].chunks(REPEATS))
@@ -362,17 +406,20 @@ async fn main() {
         let of = |time: fn(&JobTimes) -> f64| median(runs.iter().map(time).collect());
         let on_scheduler = of(|job| job.on_scheduler);
         println!(
-            "| SQL on a Ballista cluster: where the time goes (scheduler's job metrics) | {what}, medians of {REPEATS} | cluster {ms:.0} ms | job on the scheduler {on_scheduler:.0} ms (its stages running {:.0} ms, task time over both executors {:.0} ms); outside the job {:.0} ms: planning, submitting, status polls every 50 ms, fetching the answer over Flight |",
+            "| SQL on a Ballista cluster: where the time goes (scheduler's job metrics) | {}, medians of {REPEATS} | cluster {ms:.0} ms | job on the scheduler {on_scheduler:.0} ms (its stages running {:.0} ms, task time over both executors {:.0} ms); outside the job {:.0} ms: planning, submitting, status polls every 50 ms, fetching the answer over Flight |",
+            question.what,
             of(|job| job.in_stages),
             of(|job| job.in_tasks),
             (ms - on_scheduler).max(0.0)
         );
     }
-    match theirs {
-        Ok(spark) => println!(
-            "| SQL | Spark local session start (JVM, `local[*]`) | {:.1} s | |",
-            spark["session_ms"].as_f64().unwrap_or(0.0) / 1000.0
-        ),
-        Err(error) => eprintln!("Spark did not run: {error}"),
+    for baseline in [&spark, &duckdb] {
+        if let Ok(answer) = &baseline.answer {
+            println!(
+                "| SQL | {} session start | {:.1} s | |",
+                baseline.name,
+                answer["session_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            );
+        }
     }
 }

@@ -74,10 +74,11 @@ if [ "$what" = bench ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess openjdk-17-jre-headless >/dev/null
   fi
-  if ! "$VENV/bin/python" -c 'import pyspark, azure.storage.blob' 2>/dev/null; then
-    say "installing PySpark (Spark local, the SQL benchmark's baseline) and azure-storage-blob into $VENV"
+  if ! "$VENV/bin/python" -c 'import pyspark, duckdb, deltalake, azure.storage.blob' 2>/dev/null; then
+    say "installing PySpark and DuckDB (the SQL benchmark's baselines), deltalake and azure-storage-blob into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet "pyspark==3.5.6" "$(grep '^azure-storage-blob==' tests/clients/requirements.txt)"
+    "$VENV/bin/pip" install --quiet "pyspark==3.5.6" "duckdb==2.0.1" \
+      "$(grep '^deltalake==' tests/clients/requirements.txt)" "$(grep '^azure-storage-blob==' tests/clients/requirements.txt)"
   fi
   exit 0
 fi

@@ -144,7 +144,7 @@ async fn the_cluster_answers_as_the_in_process_engine_and_never_sees_hostile_sql
     let jobs_before = cluster.jobs(&client).await.len();
     let asked: Vec<&str> = questions::QUERIES
         .iter()
-        .map(|(_, sql, _)| *sql)
+        .map(|question| question.sql)
         .chain(SAMPLES.iter().map(|(_, sql)| *sql))
         .collect();
     for query in &asked {
