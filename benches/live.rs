@@ -29,9 +29,15 @@ const LAKEPULSE: &str = env!("CARGO_BIN_EXE_lakepulse");
 /// How long each measured run produces events.
 const RUN: Duration = Duration::from_secs(15);
 
+/// `lakepulse serve`'s default commit interval (the test harness sets a shorter one).
+const DEFAULT_COMMIT_MS: &str = "500";
+
 /// lakepulse as `make run` starts it (the default commit interval), quiet but for warnings.
 async fn start(env: &[(&str, &str)]) -> Server {
-    let mut settings = vec![("RUST_LOG", "warn"), ("COMMIT_INTERVAL_MS", "1000")];
+    let mut settings = vec![
+        ("RUST_LOG", "warn"),
+        ("COMMIT_INTERVAL_MS", DEFAULT_COMMIT_MS),
+    ];
     settings.extend_from_slice(env);
     Server::ready(&settings).await.0
 }

@@ -50,8 +50,9 @@ fn consumer_config(bootstrap: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // A live view waits on this: a broker that answers a fetch only when its wait runs
-        // out would hold each event up to librdkafka's default of 500 ms.
-        .set("fetch.wait.max.ms", "100")
+        // out (tansu does) would hold each event up to librdkafka's default of 500 ms. A
+        // broker that answers when data arrives is not asked more often.
+        .set("fetch.wait.max.ms", "25")
         // Once its queue is full, librdkafka stops fetching for this long (1 s by default):
         // ingest, a little slower than the fetches, then ran dry about once per 140 000
         // events and waited 0.4 s each time.

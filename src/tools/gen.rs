@@ -304,7 +304,7 @@ async fn stdin_closed() {
 
 pub async fn run(config: GenArgs) -> anyhow::Result<()> {
     let bootstrap = config.kafka.bootstrap();
-    let mut publisher = Publisher::new(&bootstrap, &config.kafka.topic)?;
+    let mut publisher = Publisher::connect(&bootstrap, &config.kafka.topic).await?;
     let mut traffic = Traffic::new();
     // Rate and duration are in event time, which runs `speedup` times faster than the wall clock.
     let rate = f64::from(config.rate.max(1));

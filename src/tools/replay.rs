@@ -109,7 +109,7 @@ pub async fn run(config: ReplayArgs) -> anyhow::Result<()> {
         }
     });
 
-    let mut publisher = Publisher::new(&config.kafka.bootstrap(), &config.kafka.topic)?;
+    let mut publisher = Publisher::connect(&config.kafka.bootstrap(), &config.kafka.topic).await?;
     let progress = ProgressBar::new(size).with_style(
         ProgressStyle::with_template(
             "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% {msg} ETA {eta}",
