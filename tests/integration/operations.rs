@@ -221,6 +221,22 @@ async fn prometheus_scrapes_parse_and_count_what_happened() {
         200
     );
     assert_eq!(sql(&client, &server, "SELEC nonsense").await.0, 400);
+    // Lag is measured every few seconds beside ingest, which may have finished sooner.
+    eventually(
+        Duration::from_secs(30),
+        "partition 0's lag",
+        &server,
+        || async {
+            get_json(&client, &server.url("/health"))
+                .await
+                .filter(|health| {
+                    health["kafka"]["partitions"]
+                        .as_array()
+                        .is_some_and(|all| all.iter().any(|p| p["partition"] == 0 && p["lag"] == 0))
+                })
+        },
+    )
+    .await;
 
     let scraped = run_python(&["scrape_prometheus.py", &server.url("/metrics")]);
     let families: Value = serde_json::from_str(&scraped).expect("the parser's JSON");
