@@ -50,12 +50,12 @@ async fn rows_committed(http: &reqwest::Client, server: &Server) -> u64 {
         .unwrap_or(0)
 }
 
-/// Produces `rate` events/s for `RUN` with `lakepulse gen`, as a separate process.
-fn generate(server: &Server, rate: u64) -> Child {
+/// Produces `rate` events/s for `RUN` with `lakepulse gen` into `brokers`, as a separate process.
+fn generate(brokers: &str, rate: u64) -> Child {
     Command::new(LAKEPULSE)
         .args(["gen", "--steady", "--rate", &rate.to_string()])
         .args(["--duration", &RUN.as_secs().to_string()])
-        .env("KAFKA_BROKERS", server.brokers())
+        .env("KAFKA_BROKERS", brokers)
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("start gen")
@@ -189,7 +189,8 @@ async fn page(http: &reqwest::Client, server: &Server) {
 }
 
 /// Produce → SSE and produce → SQL at `rate` events/s; `lake` says where the table is.
-async fn latency(http: &reqwest::Client, server: &Server, rate: u64, lake: &str) {
+/// Produce → SSE and produce → SQL at `rate` on `server`, reading from `brokers`.
+async fn latency(http: &reqwest::Client, server: &Server, brokers: &str, rate: u64, setup: &str) {
     let sse = Arc::new(Mutex::new(histogram()));
     let delivered = Arc::new(AtomicU64::new(0));
     let response = http.get(server.url("/events")).send().await.expect("SSE");
@@ -198,7 +199,7 @@ async fn latency(http: &reqwest::Client, server: &Server, rate: u64, lake: &str)
     let mut sql = histogram();
     let mut visible = newest_in_sql(http, server).await.unwrap_or(now_micros());
     let step = 1_000_000 / rate as i64;
-    let mut gen = generate(server, rate);
+    let mut gen = generate(brokers, rate);
     let started = Instant::now();
     // Poll until the last event is visible; each newly visible event waited from its own
     // timestamp (gen spaces them evenly) to this poll.
@@ -224,14 +225,14 @@ async fn latency(http: &reqwest::Client, server: &Server, rate: u64, lake: &str)
     let sse = sse.lock().unwrap();
     let produced = rate * RUN.as_secs();
     println!(
-        "| produce → SSE at {rate} ev/s | one client on `/events`, {} of {produced} events delivered | p50 {}, p95 {}, p99 {} | |",
+        "| produce → SSE at {rate} ev/s | one client on `/events`, {setup}, {} of {produced} events delivered | p50 {}, p95 {}, p99 {} | |",
         delivered.load(Ordering::Relaxed),
         ms(&sse, 0.5),
         ms(&sse, 0.95),
         ms(&sse, 0.99)
     );
     println!(
-        "| produce → SQL at {rate} ev/s | `max(timestamp)` polled every 100 ms, {lake} | p50 {}, p99 {} | |",
+        "| produce → SQL at {rate} ev/s | `max(timestamp)` polled every 100 ms, {setup} | p50 {}, p99 {} | |",
         ms(&sql, 0.5),
         ms(&sql, 0.99)
     );
@@ -264,7 +265,7 @@ async fn fan_out(http: &reqwest::Client, server: &Server, clients: u64) {
     }
     let (cpu_before, started) = (server.cpu_seconds(), Instant::now());
     let mut rss_peak: f64 = server.rss_mib();
-    let mut gen = generate(server, 1_000);
+    let mut gen = generate(&server.brokers(), 1_000);
     while gen.try_wait().expect("gen").is_none() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rss_peak = rss_peak.max(server.rss_mib());
@@ -470,13 +471,25 @@ async fn scale_out(http: &reqwest::Client) {
     }
 }
 
+/// Freshness at 10 000 ev/s on a fresh server reading tansu's in-memory engine: beside the
+/// embedded broker's row it shows which of the two sets the figure.
+async fn latency_on_memory_broker(http: &reqwest::Client) {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let broker_dir = tempfile::tempdir().expect("broker dir");
+    let _broker = start_memory_broker(port, broker_dir.path(), 3).await;
+    let server = start(&[("KAFKA_BROKERS", &brokers)]).await;
+    let setup = "table on local disk, tansu in memory";
+    latency(http, &server, &brokers, 10_000, setup).await;
+}
+
 /// Commit latency as users see it with the table on an object store: produce → SQL with the
 /// lake on Azurite (Azure Blob Storage's emulator, on this machine, so no network latency),
 /// beside the same figure on the local disk.
 async fn lake_on_object_storage(http: &reqwest::Client) {
     let azurite = harness::Azurite::start();
     let server = start(&harness::borrowed(&azurite.lakepulse_env("web-logs"))).await;
-    latency(http, &server, 1_000, "table on Azurite").await;
+    latency(http, &server, &server.brokers(), 1_000, "table on Azurite").await;
 }
 
 /// The five SQL questions through `/api/query`, one after another with 100 ms between them as a
@@ -586,7 +599,8 @@ async fn main() {
         }
         if wanted("latency") {
             for rate in [1_000, 10_000, 50_000] {
-                latency(&http, &server, rate, "table on local disk").await;
+                let setup = "table on local disk, embedded broker";
+                latency(&http, &server, &server.brokers(), rate, setup).await;
             }
         }
         if wanted("fan_out") {
@@ -594,6 +608,9 @@ async fn main() {
                 fan_out(&http, &server, clients).await;
             }
         }
+    }
+    if wanted("latency_on_memory_broker") {
+        latency_on_memory_broker(&http).await;
     }
     if wanted("lake_on_object_storage") {
         lake_on_object_storage(&http).await;
