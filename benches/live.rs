@@ -188,7 +188,6 @@ async fn page(http: &reqwest::Client, server: &Server) {
     );
 }
 
-/// Produce → SSE and produce → SQL at `rate` events/s; `lake` says where the table is.
 /// Produce → SSE and produce → SQL at `rate` on `server`, reading from `brokers`.
 async fn latency(http: &reqwest::Client, server: &Server, brokers: &str, rate: u64, setup: &str) {
     let sse = Arc::new(Mutex::new(histogram()));
