@@ -309,6 +309,12 @@ pub struct KafkaStatus {
     pub group_id: String,
     pub detail: String,
     pub partitions: Vec<PartitionProgress>,
+    /// When the broker last answered a progress probe: `partitions` and `lag` are as of then.
+    /// A busy broker answering late keeps the last answer, so a reader must not take an old
+    /// one for now.
+    pub partitions_probed_at: Option<DateTime<Utc>>,
+    /// Seconds since `partitions_probed_at`, as of this report.
+    pub partitions_age_secs: Option<f64>,
     /// Sum of the partitions' lag, where known.
     pub lag: Option<i64>,
 }

@@ -554,6 +554,8 @@ pub struct KafkaLink {
     pub state: LinkState,
     /// Where ingest stands in each partition, as of the last probe.
     pub partitions: Vec<PartitionProgress>,
+    /// When the last probe that `partitions` come from was answered.
+    pub probed_at: Option<DateTime<Utc>>,
     /// Set once ingest has stopped: whatever the broker says, nothing is read any more.
     pub stopped: Option<IngestStop>,
 }
@@ -564,6 +566,7 @@ impl KafkaLink {
         KafkaLink {
             state: LinkState::Joining,
             partitions: Vec::new(),
+            probed_at: None,
             stopped: None,
         }
     }
@@ -710,6 +713,7 @@ pub async fn watch_connection(
                         },
                     };
                     link.partitions = partitions;
+                    link.probed_at = Some(Utc::now());
                 }
                 Ok(Err(error)) if failures.read_within(READ_RECENTLY) => {
                     tracing::debug!(%error, "the broker answered the probe late while messages flow");

@@ -329,6 +329,8 @@ impl Pipeline {
             detail,
             lag: link.lag(),
             partitions: link.partitions,
+            partitions_probed_at: link.probed_at,
+            partitions_age_secs: link.probed_at.map(seconds_since),
         };
         let lake = LakeStatus {
             state: lake.activity.state(),
@@ -339,9 +341,7 @@ impl Pipeline {
             bytes: lake.files.map(|files| files.bytes),
             oldest_date: lake.files.and_then(|files| files.oldest_date),
             last_commit: lake.last_commit,
-            last_commit_age_secs: lake
-                .last_commit
-                .map(|at| (chrono::Utc::now() - at).as_seconds_f64().max(0.0)),
+            last_commit_age_secs: lake.last_commit.map(seconds_since),
             freshness_ms: lake.freshness_ms,
             last_maintenance: lake.maintenance.at(),
             maintenance: lake.maintenance.to_string(),
@@ -583,4 +583,9 @@ async fn publish_every_second(
             tracing::error!(failure = %super::task::panic_message(panic), "the live update failed; trying again next second");
         }
     }
+}
+
+/// Seconds from `at` to now; never negative, should the clock step back.
+fn seconds_since(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    (chrono::Utc::now() - at).as_seconds_f64().max(0.0)
 }

@@ -435,17 +435,23 @@ pub fn produce_tagged_with_python(brokers: &str, count: u64, client: &str, codec
     );
 }
 
-/// Whether `/health` says ingest has read every partition to its end: no lag, or nothing in
-/// it to read (a partition nothing was consumed from has no position).
-pub fn caught_up(health: &Value) -> bool {
-    health["kafka"]["partitions"]
-        .as_array()
-        .is_some_and(|partitions| {
-            !partitions.is_empty()
-                && partitions
-                    .iter()
-                    .all(|p| p["lag"] == 0 || (p["position"].is_null() && p["highWatermark"] == 0))
-        })
+/// Whether `/health` says ingest has read every partition to its end, in a probe the broker
+/// answered after `since` (an older answer, kept while a busy broker answers late, can predate
+/// the messages): no lag, or nothing in it to read (a partition nothing was consumed from has
+/// no position).
+pub fn caught_up(health: &Value, since: chrono::DateTime<chrono::Utc>) -> bool {
+    let probed_at = health["kafka"]["partitionsProbedAt"]
+        .as_str()
+        .and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok());
+    probed_at.is_some_and(|at| at > since)
+        && health["kafka"]["partitions"]
+            .as_array()
+            .is_some_and(|partitions| {
+                !partitions.is_empty()
+                    && partitions.iter().all(|p| {
+                        p["lag"] == 0 || (p["position"].is_null() && p["highWatermark"] == 0)
+                    })
+            })
 }
 
 /// `/api/metrics?{query}` once it counts `total` requests, and not one more.
@@ -467,6 +473,7 @@ pub async fn metrics_counting(
     )
     .await;
     assert_eq!(metrics["totalRequests"], total);
+    let counted_at = chrono::Utc::now();
     // Again once ingest has read to the end of every partition: a duplicate read after the
     // first sample that reached the total shows here.
     let health = server.url("/health");
@@ -476,7 +483,7 @@ pub async fn metrics_counting(
         server,
         || async {
             let h: Value = get_json(client, &health).await?;
-            caught_up(&h).then_some(())
+            caught_up(&h, counted_at).then_some(())
         },
     )
     .await;

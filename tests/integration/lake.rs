@@ -77,11 +77,16 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
         since_restart = version(&health);
     }
     assert!(gen.wait().expect("gen ran").success());
+    let produced_at = chrono::Utc::now();
     eventually(
         Duration::from_secs(60),
         "ingest at the end of the topic",
         &server,
-        || async { healthy(&server).await.filter(caught_up) },
+        || async {
+            healthy(&server)
+                .await
+                .filter(|health| caught_up(health, produced_at))
+        },
     )
     .await;
 

@@ -16,7 +16,13 @@ pub fn StatusBar(signals: LiveSignals) -> impl IntoView {
             "cluster"
         };
         let lag = h.kafka.lag.map_or(String::new(), |lag| {
-            format!(" · lag {}", format::count(lag as f64))
+            // Probes run every 3 s; an older answer is what a busy broker last said.
+            let stale = h
+                .kafka
+                .partitions_age_secs
+                .filter(|age| *age >= 10.0)
+                .map_or(String::new(), |age| format!(" as of {age:.0} s ago"));
+            format!(" · lag {}{stale}", format::count(lag as f64))
         });
         format!(
             "{} Kafka {} · {} ({origin}) · topic {} · {}{lag}",
