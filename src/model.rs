@@ -610,6 +610,8 @@ pub mod sse {
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct LogFilter {
+    /// Events at most: the newest of `GET /api/logs`, and on `GET /events` the newest of each
+    /// batch (a view that keeps 50 lines needs no more).
     pub limit: Option<usize>,
     pub level: Option<String>,
     pub source: Option<String>,

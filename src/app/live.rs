@@ -96,8 +96,9 @@ impl LiveSignals {
 /// the newest `log_lines` events, or with no log lines at all for a page that shows none; on
 /// the server it does nothing.
 pub fn connect(signals: LiveSignals, logs: Option<&LogFilter>, log_lines: usize) {
+    // The view keeps `log_lines` events: a batch needs bring no more than those.
     let url = match logs {
-        Some(filter) => format!("/events?{}", filter.to_query()),
+        Some(filter) => format!("/events?limit={log_lines}&{}", filter.to_query()),
         None => "/events?logs=false".to_owned(),
     };
     Effect::new(move |_| {

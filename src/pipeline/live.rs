@@ -52,9 +52,70 @@ impl Logged {
 #[derive(Clone, Debug)]
 pub enum SseFrame {
     /// A whole message (metrics, health, anomalies), the same for everyone.
-    Message(Bytes),
+    Message(Arc<Rendered>),
     /// The events since the last batch; each client sends the ones its filter wants.
     Logs(Arc<LogBatch>),
+}
+
+/// How a client takes the stream: as is, or gzip (`Accept-Encoding`), which cuts the JSON
+/// several-fold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEncoding {
+    Identity,
+    Gzip,
+}
+
+/// The gzip header every gzip stream starts with; its deflate blocks follow as messages come.
+/// The stream never ends normally, so no trailer is ever sent: the browser reads each block as
+/// it arrives.
+pub const GZIP_STREAM_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// One SSE message, rendered once for every client that gets it: as is, and deflated on its
+/// own (from an empty window, ending on a byte boundary), so the same bytes continue any
+/// client's gzip stream whatever came before them.
+#[derive(Debug)]
+pub struct Rendered {
+    plain: Bytes,
+    deflated: OnceLock<Result<Bytes, flate2::CompressError>>,
+}
+
+impl Rendered {
+    /// `message` as every client that gets it is sent it.
+    pub fn new(message: Bytes) -> Self {
+        Rendered {
+            plain: message,
+            deflated: OnceLock::new(),
+        }
+    }
+
+    /// The bytes for a stream in `encoding`; deflated the first time a gzip client asks.
+    pub fn encoded(&self, encoding: StreamEncoding) -> Result<Bytes, flate2::CompressError> {
+        match encoding {
+            StreamEncoding::Identity => Ok(self.plain.clone()),
+            StreamEncoding::Gzip => self
+                .deflated
+                .get_or_init(|| deflate_alone(&self.plain))
+                .clone(),
+        }
+    }
+}
+
+/// `message` as raw deflate blocks that need nothing before them and end with a sync flush
+/// (byte-aligned, not final): they can follow any earlier blocks of a stream.
+fn deflate_alone(message: &[u8]) -> Result<Bytes, flate2::CompressError> {
+    use flate2::{Compress, Compression, FlushCompress};
+    // Level 1: frames are small and repetitive JSON; higher levels gain little on them.
+    let mut compress = Compress::new(Compression::fast(), false);
+    let mut out = Vec::with_capacity(message.len() / 4 + 64);
+    loop {
+        let read = compress.total_in() as usize;
+        compress.compress_vec(&message[read..], &mut out, FlushCompress::Sync)?;
+        // The flush is complete once all is read and the output had room to spare.
+        if compress.total_in() as usize == message.len() && out.len() < out.capacity() {
+            return Ok(Bytes::from(out));
+        }
+        out.reserve(out.capacity().max(64));
+    }
 }
 
 /// One SSE message on the wire: `event`, the `id` a client resumes after, and `data`, which
@@ -69,18 +130,23 @@ pub fn json_message<T: Serialize>(event: &str, payload: &T) -> serde_json::Resul
     Ok(sse_message(event, None, &serde_json::to_string(payload)?))
 }
 
-/// One batch of events for every SSE client; most filter nothing and share one message.
+/// Distinct filters whose `log` messages one batch keeps for the clients that share them;
+/// a client with yet another filter gets its own.
+const SHARED_FILTERS: usize = 64;
+
+/// One batch of events for every SSE client; clients with the same filter (most of them: the
+/// dashboard's) share one message.
 #[derive(Debug)]
 pub struct LogBatch {
     logs: Vec<Arc<Logged>>,
-    for_everyone: OnceLock<Option<Bytes>>,
+    by_filter: Mutex<HashMap<String, Option<Arc<Rendered>>>>,
 }
 
 impl LogBatch {
     fn new(logs: Vec<Arc<Logged>>) -> Self {
         LogBatch {
             logs,
-            for_everyone: OnceLock::new(),
+            by_filter: Mutex::new(HashMap::new()),
         }
     }
 
@@ -90,25 +156,54 @@ impl LogBatch {
     }
 
     /// The `log` message for a client with `filter`; None when no event passes it.
-    pub fn message_for(&self, filter: &LogFilter) -> Option<Bytes> {
-        match filter.passes_everything() {
-            true => self
-                .for_everyone
-                .get_or_init(|| log_message(&self.logs, filter))
-                .clone(),
-            false => log_message(&self.logs, filter),
+    pub fn message_for(&self, filter: &StreamFilter) -> Option<Arc<Rendered>> {
+        if let Some(shared) = lock(&self.by_filter).get(&filter.key) {
+            return shared.clone();
         }
+        // Rendered outside the lock: the clients of other filters need not wait for it.
+        let message = log_message(&self.logs, &filter.filter).map(|m| Arc::new(Rendered::new(m)));
+        let mut by_filter = lock(&self.by_filter);
+        if by_filter.len() < SHARED_FILTERS {
+            return by_filter
+                .entry(filter.key.clone())
+                .or_insert(message)
+                .clone();
+        }
+        message
     }
 }
 
-/// The newest events of `logs` that pass `filter` (at most [`MAX_EVENTS_PER_BATCH`]) as one
-/// `log` message: a JSON array, with the last event's number as its id.
+/// A stream client's log filter, and the key of the messages it shares with the clients of
+/// the same filter.
+pub struct StreamFilter {
+    pub filter: LogFilter,
+    key: String,
+}
+
+impl StreamFilter {
+    pub fn new(filter: LogFilter) -> Self {
+        let key = format!("{}&limit={}", filter.to_query(), batch_limit(&filter));
+        StreamFilter { filter, key }
+    }
+}
+
+/// Events one `log` message carries for `filter`: the newest its view keeps (`limit`), at most
+/// [`MAX_EVENTS_PER_BATCH`]. A view that keeps 50 lines would drop the rest of a bigger batch.
+fn batch_limit(filter: &LogFilter) -> usize {
+    filter
+        .limit
+        .unwrap_or(MAX_EVENTS_PER_BATCH)
+        .clamp(1, MAX_EVENTS_PER_BATCH)
+}
+
+/// The newest events of `logs` that pass `filter` (at most [`batch_limit`]) as one `log`
+/// message: a JSON array, with the last event's number as its id.
 pub fn log_message(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Bytes> {
     let matching: Vec<&Arc<Logged>> = logs
         .iter()
         .filter(|l| filter.matches(&l.live.event))
         .collect();
-    let mut newest = &matching[matching.len().saturating_sub(MAX_EVENTS_PER_BATCH)..];
+    let mut newest = &matching[matching.len().saturating_sub(batch_limit(filter))..];
     let mut bytes = 0;
     if let Some(fitting) = newest.iter().rev().position(|l| {
         bytes += l.json.len() + 1;
@@ -353,7 +448,9 @@ impl Live {
         }
         match json_message(event, payload) {
             Ok(message) => {
-                let _ = self.frames.send(SseFrame::Message(message));
+                let _ = self
+                    .frames
+                    .send(SseFrame::Message(Arc::new(Rendered::new(message))));
             }
             Err(error) => tracing::error!(%error, event, "could not serialize an SSE frame"),
         }
@@ -431,6 +528,68 @@ mod tests {
             ["/e4"]
         );
         assert_eq!(missed, 0);
+    }
+
+    #[test]
+    fn messages_deflated_alone_continue_any_gzip_stream_in_any_order() {
+        use std::io::Write;
+        let first = Rendered::new(sse_message("metrics", None, &"{\"a\":1}".repeat(500)));
+        let second = Rendered::new(sse_message("log", Some(7), "[]"));
+        let inflate = |parts: &[&Rendered]| {
+            let mut inflater = flate2::write::GzDecoder::new(Vec::new());
+            inflater.write_all(&GZIP_STREAM_HEADER).unwrap();
+            for part in parts {
+                let deflated = part.encoded(StreamEncoding::Gzip).unwrap();
+                inflater.write_all(&deflated).unwrap();
+            }
+            // No trailer ever comes: what was sent so far must read whole.
+            inflater.flush().unwrap();
+            String::from_utf8(inflater.get_ref().clone()).unwrap()
+        };
+        let plain = |r: &Rendered| {
+            String::from_utf8(r.encoded(StreamEncoding::Identity).unwrap().to_vec()).unwrap()
+        };
+        assert_eq!(
+            inflate(&[&first, &second, &first]),
+            plain(&first) + &plain(&second) + &plain(&first)
+        );
+        assert_eq!(inflate(&[&second]), plain(&second));
+        assert!(first.encoded(StreamEncoding::Gzip).unwrap().len() < plain(&first).len() / 10);
+    }
+
+    #[tokio::test]
+    async fn clients_of_one_filter_share_a_message_that_keeps_their_limits_newest() {
+        let live = Live::new(100);
+        let (mut frames, _client) = live.subscribe(1).unwrap();
+        for i in 0..5 {
+            live.record(event(&format!("/e{i}"), if i == 4 { 503 } else { 200 }));
+        }
+        live.flush_logs();
+        let SseFrame::Logs(batch) = frames.recv().await.unwrap() else {
+            panic!("expected a log batch");
+        };
+        let newest_two = || {
+            StreamFilter::new(LogFilter {
+                limit: Some(2),
+                ..LogFilter::default()
+            })
+        };
+        let (one, other) = (
+            batch.message_for(&newest_two()).unwrap(),
+            batch.message_for(&newest_two()).unwrap(),
+        );
+        assert!(Arc::ptr_eq(&one, &other), "rendered once for both");
+        let text = one.encoded(StreamEncoding::Identity).unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.starts_with("event: log\nid: 5\n"), "{text}");
+        assert!(text.contains("/e3") && text.contains("/e4") && !text.contains("/e2"));
+        let everything = StreamFilter::new(LogFilter::default());
+        let all = batch.message_for(&everything).unwrap();
+        assert!(!Arc::ptr_eq(&one, &all));
+        assert!(
+            String::from_utf8_lossy(&all.encoded(StreamEncoding::Identity).unwrap())
+                .contains("/e0")
+        );
     }
 
     #[test]

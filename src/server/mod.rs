@@ -98,8 +98,9 @@ pub fn router(state: AppState) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
-        // Pages and answers gzipped (the bundle's files come compressed ahead of time); never
-        // the live stream, which must not wait for a compressor's buffer.
+        // Pages and answers gzipped (the bundle's files come compressed ahead of time). The
+        // live stream, which must not wait for a compressor's buffer, deflates each message
+        // itself, once for all its clients (sse.rs).
         .layer(CompressionLayer::new())
         // Pages, answers and the site's other files are revalidated on every use (an unchanged
         // file costs a 304); the bundle's content-named files say they are kept for good.

@@ -502,6 +502,78 @@ pub fn numbered_events(prefix: &str, numbers: std::ops::Range<u64>) -> Vec<Vec<u
         .collect()
 }
 
+/// One Server-Sent Events message: its name (empty for a comment), id and data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseMessage {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// The messages of an SSE response as they arrive; a gzip stream is inflated as it comes, as
+/// a browser does.
+pub struct SseMessages {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    inflater: Option<flate2::write::GzDecoder<Vec<u8>>>,
+    unread: Vec<u8>,
+}
+
+impl SseMessages {
+    pub fn new(response: reqwest::Response) -> Self {
+        let gzip = response
+            .headers()
+            .get("content-encoding")
+            .is_some_and(|e| e == "gzip");
+        SseMessages {
+            inflater: gzip.then(|| flate2::write::GzDecoder::new(Vec::new())),
+            body: Box::pin(response.bytes_stream()),
+            unread: Vec::new(),
+        }
+    }
+
+    /// The next whole message; None once the stream ends.
+    pub async fn next(&mut self) -> Option<SseMessage> {
+        use std::io::Write;
+        loop {
+            if let Some(end) = self.unread.windows(2).position(|w| w == b"\n\n") {
+                let message: Vec<u8> = self.unread.drain(..end + 2).collect();
+                let message = String::from_utf8(message).expect("an SSE message is UTF-8");
+                let field = |name: &str| {
+                    message
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+                        .map(str::to_owned)
+                };
+                return Some(SseMessage {
+                    event: field("event").unwrap_or_default(),
+                    id: field("id"),
+                    data: field("data").unwrap_or_default(),
+                });
+            }
+            let chunk = self.body.next().await?.expect("an SSE chunk");
+            match &mut self.inflater {
+                Some(inflater) => {
+                    inflater.write_all(&chunk).expect("a gzip stream");
+                    inflater.flush().expect("a gzip stream");
+                    self.unread.append(inflater.get_mut());
+                }
+                None => self.unread.extend_from_slice(&chunk),
+            }
+        }
+    }
+
+    /// The events of the next `log` batch, and the batch's id.
+    pub async fn next_log_batch(&mut self) -> Option<(Vec<Value>, String)> {
+        loop {
+            let message = self.next().await?;
+            if message.event == "log" {
+                let batch = serde_json::from_str(&message.data).expect("a JSON array");
+                return Some((batch, message.id.expect("a log batch has an id")));
+            }
+        }
+    }
+}
+
 /// Opens `/events` as a reconnecting client would and collects the events of `log` batches
 /// until it has `count`.
 pub async fn sse_log_events(
@@ -516,26 +588,16 @@ pub async fn sse_log_events(
         .send()
         .await
         .expect("SSE");
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
+    let mut messages = SseMessages::new(response);
     let mut events = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), async {
         while events.len() < count {
-            let chunk = body.next().await.expect("stream open").expect("chunk");
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = text.find("\n\n") {
-                let message: String = text.drain(..end + 2).collect();
-                let is_log = message.lines().any(|l| l == "event: log");
-                let data = message.lines().find_map(|l| l.strip_prefix("data: "));
-                if let (true, Some(data)) = (is_log, data) {
-                    let batch: Vec<Value> = serde_json::from_str(data).expect("a JSON array");
-                    events.extend(batch);
-                }
-            }
+            let (batch, _) = messages.next_log_batch().await.expect("stream open");
+            events.extend(batch);
         }
     })
     .await
-    .expect("the log events within 10 s");
+    .expect("the log events within 30 s");
     events
 }
 

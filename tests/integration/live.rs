@@ -351,6 +351,96 @@ async fn live_stream_clients_past_the_limit_get_503_until_a_place_frees_up() {
     drop(second);
 }
 
+#[tokio::test]
+async fn a_gzip_client_reads_the_same_stream_and_a_limit_sends_each_batchs_newest() {
+    const EVENTS: u64 = 3_000;
+    let (server, client) = Server::ready(&[]).await;
+    let open = |query: &'static str, gzip: bool| {
+        let request = client.get(server.url(&format!("/events{query}")));
+        match gzip {
+            true => request.header("accept-encoding", "br;q=1.0, gzip;q=0.8"),
+            false => request.header("accept-encoding", "gzip;q=0, identity"),
+        }
+        .send()
+    };
+    let plain = open("", false).await.expect("SSE");
+    let gzip = open("", true).await.expect("SSE");
+    let newest = open("?limit=2", true).await.expect("SSE");
+    assert_eq!(plain.headers().get("content-encoding"), None);
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    assert_eq!(gzip.headers()["vary"], "accept-encoding");
+    let (mut plain, mut gzip, mut newest) = (
+        SseMessages::new(plain),
+        SseMessages::new(gzip),
+        SseMessages::new(newest),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "three clients",
+        &server,
+        || async {
+            let h: Value = get_json(&client, &server.url("/health")).await?;
+            (h["clients"] == 3).then_some(())
+        },
+    )
+    .await;
+    let brokers = server.brokers();
+    let producing = tokio::spawn(async move {
+        // In steps, so that the events come in several batches.
+        for step in 0..10 {
+            let from = step * EVENTS / 10;
+            produce_with_rdkafka(&brokers, &numbered_events("zip", from..from + EVENTS / 10)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    let plain = log_batches_until(&mut plain, |batches| count(batches) >= EVENTS).await;
+    producing.await.unwrap();
+    assert_eq!(count(&plain), EVENTS, "each event once");
+    let last_id = plain.last().unwrap().0.clone();
+    let gzip = log_batches_until(&mut gzip, |batches| count(batches) >= EVENTS).await;
+    assert_eq!(
+        gzip, plain,
+        "the gzip client got other messages than the plain one"
+    );
+    let newest = log_batches_until(&mut newest, |batches| {
+        batches.last().is_some_and(|(id, _)| *id == last_id)
+    })
+    .await;
+    assert!(
+        plain.iter().any(|(_, batch)| batch.len() > 2),
+        "no batch had more than 2 events: the limit was never tested"
+    );
+    let ids = |batches: &[(String, Vec<Value>)]| -> Vec<String> {
+        batches.iter().map(|(id, _)| id.clone()).collect()
+    };
+    assert_eq!(ids(&newest), ids(&plain), "a batch in one stream only");
+    for ((id, all), (_, kept)) in plain.iter().zip(&newest) {
+        assert_eq!(kept[..], all[all.len().saturating_sub(2)..], "batch {id}");
+    }
+}
+
+/// The events in `batches`.
+fn count(batches: &[(String, Vec<Value>)]) -> u64 {
+    batches.iter().map(|(_, batch)| batch.len() as u64).sum()
+}
+
+/// The `log` batches (id, events) `messages` brings until `enough` says so.
+async fn log_batches_until(
+    messages: &mut SseMessages,
+    enough: impl Fn(&[(String, Vec<Value>)]) -> bool,
+) -> Vec<(String, Vec<Value>)> {
+    let mut batches = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !enough(&batches) {
+            let (batch, id) = messages.next_log_batch().await.expect("stream open");
+            batches.push((id, batch));
+        }
+    })
+    .await
+    .expect("the log batches within 60 s");
+    batches
+}
+
 /// `count` clients that ask for the live stream and never read a byte of it (with a receive
 /// buffer of `window` bytes, when given), once the server counts them all.
 async fn unread_streams(
