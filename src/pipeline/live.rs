@@ -8,6 +8,7 @@ use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -100,22 +101,31 @@ impl Rendered {
     }
 }
 
+thread_local! {
+    /// One compressor a thread, reset for every message. A new one allocates some 300 KB; one
+    /// for each client's first messages, with 5 000 clients connecting, left glibc's heap at
+    /// 1.6 GB where it stays at 0.3 GB with this.
+    static COMPRESSOR: RefCell<flate2::Compress> =
+        // Level 1: frames are small and repetitive JSON; higher levels gain little on them.
+        RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+}
+
 /// `message` as raw deflate blocks that need nothing before them and end with a sync flush
 /// (byte-aligned, not final): they can follow any earlier blocks of a stream.
 fn deflate_alone(message: &[u8]) -> Result<Bytes, flate2::CompressError> {
-    use flate2::{Compress, Compression, FlushCompress};
-    // Level 1: frames are small and repetitive JSON; higher levels gain little on them.
-    let mut compress = Compress::new(Compression::fast(), false);
-    let mut out = Vec::with_capacity(message.len() / 4 + 64);
-    loop {
-        let read = compress.total_in() as usize;
-        compress.compress_vec(&message[read..], &mut out, FlushCompress::Sync)?;
-        // The flush is complete once all is read and the output had room to spare.
-        if compress.total_in() as usize == message.len() && out.len() < out.capacity() {
-            return Ok(Bytes::from(out));
+    COMPRESSOR.with_borrow_mut(|compress| {
+        compress.reset();
+        let mut out = Vec::with_capacity(message.len() / 4 + 64);
+        loop {
+            let read = compress.total_in() as usize;
+            compress.compress_vec(&message[read..], &mut out, flate2::FlushCompress::Sync)?;
+            // The flush is complete once all is read and the output had room to spare.
+            if compress.total_in() as usize == message.len() && out.len() < out.capacity() {
+                return Ok(Bytes::from(out));
+            }
+            out.reserve(out.capacity().max(64));
         }
-        out.reserve(out.capacity().max(64));
-    }
+    })
 }
 
 /// One SSE message on the wire: `event`, the `id` a client resumes after, and `data`, which
