@@ -101,15 +101,15 @@ pub(super) async fn events(
     keep_alive.reset();
     let comments = IntervalStream::new(keep_alive).map(|_| KEEP_ALIVE_COMMENT.clone());
     let encoding = stream_encoding(&headers);
-    let header = match encoding {
+    let gzip_header = match encoding {
         StreamEncoding::Gzip => Some(Ok(Bytes::from_static(&GZIP_STREAM_HEADER))),
         StreamEncoding::Identity => None,
     };
-    // A message that cannot be deflated ends the stream (the browser reconnects and resumes)
-    // rather than leave a gap in it.
     let encoding_header =
         (encoding == StreamEncoding::Gzip).then_some([(header::CONTENT_ENCODING, "gzip")]);
-    let body = stream::iter(header).chain(
+    // A message that cannot be deflated ends the stream (the browser reconnects and resumes)
+    // rather than leave a gap in it.
+    let body = stream::iter(gzip_header).chain(
         stream::iter(first)
             .chain(stream::select(live, comments))
             .map(move |message| message.encoded(encoding)),
