@@ -652,21 +652,6 @@ impl LogFilter {
             && self.to.is_none_or(|to| event.timestamp <= to)
     }
 
-    /// Whether every event passes: no filter set (blank ones count as unset).
-    pub fn passes_everything(&self) -> bool {
-        [
-            &self.level,
-            &self.source,
-            &self.endpoint,
-            &self.status,
-            &self.q,
-        ]
-        .into_iter()
-        .all(|filter| wanted(filter).is_none())
-            && self.from.is_none()
-            && self.to.is_none()
-    }
-
     /// The filter as URL query parameters (empty ones left out), as `/logs` and `/events` take them.
     pub fn to_query(&self) -> String {
         let mut params = form_urlencoded::Serializer::new(String::new());
