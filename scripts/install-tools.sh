@@ -2,7 +2,7 @@
 # Installs what lakepulse needs on a fresh machine, skipping whatever is already there.
 #   install-tools.sh run    the wasm target, wasm-bindgen-cli, the tansu broker (patched)
 #   install-tools.sh bench  the above, plus GoAccess, Java and PySpark (the baselines), Azurite
-#   install-tools.sh test   the above, plus Chromium, Playwright, Azurite, the Python
+#   install-tools.sh test   the above, plus Chromium, GoAccess, Playwright, Azurite, the Python
 #                           Kafka/Delta/Blob clients and cargo-fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +89,12 @@ if ! command -v chromium >/dev/null; then
   say "installing Chromium (Debian)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if ! command -v goaccess >/dev/null; then
+  say "installing GoAccess (Debian): the oracle the access-log parser is tested against"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess >/dev/null
 fi
 
 if ! command -v nginx >/dev/null || ! command -v systemd-analyze >/dev/null; then

@@ -3,6 +3,7 @@
 //! take theirs as they are.
 
 use crate::pipeline::config::{KafkaSource, PipelineConfig};
+use crate::pipeline::decode::LogFormat as AccessLogFormat;
 use crate::pipeline::query::cluster::{ExecutorPlace, SqlCluster};
 use chrono::{DateTime, Utc};
 use clap::builder::BoolishValueParser;
@@ -47,6 +48,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Publish a real access log (plain or .gz) into the topic, keeping its event times.
     Replay(ReplayArgs),
+    /// Follow access logs as `tail -F` does, publishing each new line into the topic.
+    Tail(TailArgs),
     /// Run the scheduler of a Ballista cluster for SQL (servers name it in SQL_CLUSTER).
     SqlScheduler(SqlSchedulerArgs),
     /// Run an executor of a Ballista cluster for SQL; it reads the lake itself.
@@ -152,6 +155,11 @@ pub struct ServeArgs {
     /// Partitions of the topic when lakepulse has to create it.
     #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
     partitions: i32,
+    /// How access-log lines on the topic are laid out, as GoAccess's `--log-format` takes
+    /// it (COMBINED, VCOMBINED, COMMON, VCOMMON, or its specifiers), read by GoAccess's rules;
+    /// unset, every usual shape is recognised line by line. JSON events are read either way.
+    #[arg(long, env = "ACCESS_LOG_FORMAT")]
+    access_log_format: Option<AccessLogFormat>,
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -271,6 +279,7 @@ impl ServeArgs {
             group_id: self.group_id.clone(),
             scale_out: self.scale_out,
             partitions: self.partitions,
+            access_log_format: self.access_log_format.clone(),
             lake_path: self.delta_lake_path.clone().unwrap_or_else(|| {
                 self.data_dir
                     .join("delta")
@@ -416,7 +425,38 @@ pub struct ReplayArgs {
     /// What the lines are.
     #[arg(long, value_enum, default_value_t = ReplayFormat::Auto)]
     pub format: ReplayFormat,
+    /// How access-log lines are laid out, as GoAccess's `--log-format` takes it: COMBINED,
+    /// VCOMBINED, COMMON, VCOMMON, or its specifiers (`%h %^[%d:%t %^] "%r" %s %b "%R" "%u"`),
+    /// read by GoAccess's rules. Unset, every usual shape is recognised line by line.
+    #[arg(long, env = "ACCESS_LOG_FORMAT")]
+    pub access_log_format: Option<AccessLogFormat>,
     /// `1x` keeps the log's own pace, `10x` is ten times faster, `max` does not wait.
     #[arg(long, default_value = "max", value_parser = parse_speed)]
     pub speed: Speed,
+}
+
+/// `lakepulse tail`: which files to follow, and where to remember how far they were read.
+#[derive(Debug, Clone, Args)]
+pub struct TailArgs {
+    /// Where to publish.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The files to follow by name, through rotation and truncation; `-` reads standard input
+    /// to its end.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// What the lines are.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Auto)]
+    pub format: ReplayFormat,
+    /// How access-log lines are laid out, as GoAccess's `--log-format` takes it: COMBINED,
+    /// VCOMBINED, COMMON, VCOMMON, or its specifiers (`%h %^[%d:%t %^] "%r" %s %b "%R" "%u"`),
+    /// read by GoAccess's rules. Unset, every usual shape is recognised line by line.
+    #[arg(long, env = "ACCESS_LOG_FORMAT")]
+    pub access_log_format: Option<AccessLogFormat>,
+    /// Where each file's position is kept across restarts.
+    #[arg(long, env = "TAIL_STATE", default_value = "lakepulse-tail.json")]
+    pub state: PathBuf,
+    /// Publish what a file already holds when it is first seen, not only what is written after.
+    #[arg(long)]
+    pub from_start: bool,
 }

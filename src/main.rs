@@ -54,6 +54,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve(config) => serve(*config).await,
         Command::Gen(config) => tools::gen::run(config).await,
         Command::Replay(config) => tools::replay::run(config).await,
+        Command::Tail(config) => tools::tail::run(config).await,
         Command::SqlScheduler(config) => {
             tracing::info!(bind = %config.bind, "SQL scheduler starting");
             cluster::run_scheduler(config.bind, config.external_host)

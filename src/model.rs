@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One HTTP request as a web service reports it: the event schema of the `web-logs` topic.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
@@ -25,6 +25,25 @@ pub struct LogEvent {
     /// The access-log line the event was read from, as the web server wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// The client's `User-Agent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The `Referer` header: the page whose link or script asked for this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// The virtual host the request was for (its `Host` header, or the server's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost: Option<String>,
+    /// The protocol of the request line: `HTTP/1.1`, `HTTP/2.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The query string, without its `?` (the endpoint is the path alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The members of a JSON event that lakepulse has no column for, as a JSON object: a
+    /// producer's own fields are kept, and SQL reads them with `json_get_str(attributes, 'k')`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
 }
 
 impl LogEvent {

@@ -1,6 +1,7 @@
 //! What the pipeline runs with: plain settings, defaults already resolved. The command line
 //! (`crate::cli`) builds them; tests and embedders can build them directly.
 
+use super::decode::LogFormat;
 use super::query::cluster::SqlCluster;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct PipelineConfig {
     pub scale_out: bool,
     /// Partitions of the topic when lakepulse has to create it.
     pub partitions: i32,
+    /// How access-log lines are laid out; None recognises every usual shape.
+    pub access_log_format: Option<LogFormat>,
     /// Where the embedded broker keeps its log and the query history lives.
     pub data_dir: PathBuf,
     /// The Delta table: a local directory or an object-store URL.

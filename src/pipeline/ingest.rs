@@ -8,7 +8,7 @@
 use crate::model::{PartitionProgress, StageState};
 use crate::pipeline::consumer_group::{Assignment, Ownership, Rebalancer};
 use crate::pipeline::dead_letter::{DeadLetter, UNPROCESSABLE};
-use crate::pipeline::decode::{decode_message, within_clock};
+use crate::pipeline::decode::{decode_message_as, within_clock, LogFormat};
 use crate::pipeline::fault;
 use crate::pipeline::lake::Consumed;
 use crate::pipeline::live::Live;
@@ -263,6 +263,7 @@ pub async fn run<C: ConsumerContext + 'static>(
     live: Arc<Live>,
     lake: Option<ToLake>,
     failures: Arc<ConsumeFailures>,
+    access_log_format: Option<LogFormat>,
 ) -> IngestStop {
     // One stream for the whole run: `recv` would set one up and tear it down per message.
     let mut messages = consumer.stream();
@@ -334,7 +335,7 @@ pub async fn run<C: ConsumerContext + 'static>(
         let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut events = Vec::new();
             let mut failures = Vec::new();
-            for item in decode_message(value, arrival) {
+            for item in decode_message_as(value, arrival, access_log_format.as_ref()) {
                 match item.decoded.and_then(|event| within_clock(event, now)) {
                     Ok(event) => events.push(event),
                     Err(error) => failures.push((item.raw, error)),

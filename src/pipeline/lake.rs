@@ -467,6 +467,12 @@ fn rows_to_batch(
         ),
         ("message", strings(&|e| Some(e.message.as_str())), false),
         ("raw", strings(&|e| e.raw.as_deref()), true),
+        ("user_agent", strings(&|e| e.user_agent.as_deref()), true),
+        ("referrer", strings(&|e| e.referrer.as_deref()), true),
+        ("vhost", strings(&|e| e.vhost.as_deref()), true),
+        ("protocol", strings(&|e| e.protocol.as_deref()), true),
+        ("query", strings(&|e| e.query.as_deref()), true),
+        ("attributes", strings(&|e| e.attributes.as_deref()), true),
         (
             "kafka_partition",
             Arc::new(Int32Array::from_iter_values(
@@ -1201,6 +1207,104 @@ mod tests {
                 .unwrap()
                 .clone()]
         );
+    }
+
+    #[tokio::test]
+    async fn a_table_from_before_the_request_columns_takes_them_and_keeps_its_old_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = table_url(&dir.path().join("web-logs")).unwrap();
+        // The table as lakepulse wrote it before it kept request headers and producers' own
+        // fields: version 0 without those columns, version 1 a row.
+        let added = [
+            "user_agent",
+            "referrer",
+            "vhost",
+            "protocol",
+            "query",
+            "attributes",
+        ];
+        let old_row = Row {
+            partition: 0,
+            epoch: 1,
+            offset: 0,
+            item: 0,
+            event: event(0),
+            produced_at: None,
+        };
+        let batch = rows_to_batch("web-logs", &[old_row], 0).unwrap();
+        let kept: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| !added.contains(&batch.schema().field(i).name().as_str()))
+            .collect();
+        let old_batch = batch.project(&kept).unwrap();
+        let old_columns: StructType = old_batch.schema().as_ref().try_into_kernel().unwrap();
+        let table = DeltaTableBuilder::from_url(url.clone())
+            .unwrap()
+            .build()
+            .unwrap()
+            .create()
+            .with_columns(old_columns.fields().cloned())
+            .with_partition_columns([PARTITION_COLUMN])
+            .with_configuration([(GROUP_PROPERTY, Some("g"))])
+            .with_raise_if_key_not_exists(false)
+            .await
+            .unwrap();
+        table
+            .write(vec![old_batch])
+            .with_partition_columns([PARTITION_COLUMN])
+            .await
+            .unwrap();
+
+        let table = open_for_group(&url, "g").await.unwrap();
+        let status = Arc::new(RwLock::new(LakeProgress::opened(&table)));
+        let sink = LakeSink::new(
+            table,
+            "g",
+            "web-logs",
+            unused_dead_letters(),
+            owning(&[0]),
+            status,
+            |_| {},
+        );
+        let (tx, rx) = mpsc::channel(10);
+        let running = tokio::spawn(sink.run(rx, Duration::from_secs(60), 1_000));
+        let line = br#"{"endpoint":"/new","status":200,"userAgent":"curl/8.5.0","region":"eu","build":{"sha":"c0ffee"}}"#;
+        tx.send(Consumed {
+            partition: 0,
+            epoch: 1,
+            offset: 1,
+            events: vec![decode(line, Utc::now()).unwrap()],
+            letters: Vec::new(),
+            produced_at: None,
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        running.await.unwrap().unwrap();
+
+        let engine = QueryEngine::new(url.clone());
+        let answer = engine
+            .run(&QueryRequest::sql(
+                "SELECT count(*) AS n, count(user_agent) AS agents, \
+                 max(json_get_str(attributes, 'region')) AS region, \
+                 max(attributes->'build'->>'sha') AS sha FROM logs",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.rows,
+            [serde_json::json!([2, 1, "eu", "c0ffee"])
+                .as_array()
+                .unwrap()
+                .clone()]
+        );
+        // The version before the new columns reads as it was written.
+        let then = QueryRequest {
+            version: Some(1),
+            ..QueryRequest::sql("SELECT * FROM logs")
+        };
+        let answer_then = engine.run(&then).await.unwrap();
+        assert_eq!(answer_then.rows.len(), 1);
+        assert!(!answer_then.columns.contains(&"user_agent".to_owned()));
     }
 
     #[tokio::test]

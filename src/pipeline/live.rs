@@ -272,8 +272,19 @@ fn cut_for_live_view(mut event: LogEvent) -> LogEvent {
         }
     };
     cut(&mut event.message);
-    if let Some(raw) = event.raw.as_mut() {
-        cut(raw);
+    for text in [
+        &mut event.raw,
+        &mut event.user_agent,
+        &mut event.referrer,
+        &mut event.vhost,
+        &mut event.protocol,
+        &mut event.query,
+        &mut event.attributes,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        cut(text);
     }
     event
 }

@@ -230,6 +230,7 @@ impl Pipeline {
                     unassignable: unassignable_reason,
                 }),
                 consume_failures.clone(),
+                config.access_log_format.clone(),
             ),
             move |ended| {
                 let stop = ended.unwrap_or_else(IngestStop::Panicked);
@@ -250,6 +251,7 @@ impl Pipeline {
                     live.clone(),
                     None,
                     consume_failures.clone(),
+                    config.access_log_format.clone(),
                 ),
                 |ended| {
                     let stop = ended.unwrap_or_else(IngestStop::Panicked);

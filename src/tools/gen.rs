@@ -8,6 +8,7 @@ use crate::pipeline::decode::{level_for_status, too_far_ahead};
 use crate::tools::publisher::Publisher;
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use std::time::{Duration, Instant};
@@ -141,7 +142,30 @@ struct Session {
     id: String,
     user: Option<String>,
     ip: String,
+    user_agent: &'static str,
 }
+
+/// Browsers, apps and bots as a shop's traffic has them, with their weights.
+const USER_AGENTS: &[(&str, u32)] = &[
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", 36),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", 20),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", 14),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15", 12),
+    ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", 8),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 6),
+    ("okhttp/4.12.0", 4),
+];
+
+/// Where visitors come from; most requests are the shop's own pages calling its API.
+const REFERRERS: &[&str] = &[
+    "https://shop.example/",
+    "https://shop.example/products",
+    "https://www.google.com/",
+    "https://www.bing.com/",
+    "https://t.co/",
+];
+
+const SEARCH_TERMS: &[&str] = &["shoes", "lamp", "usb-c+cable", "coffee", "desk", "jacket"];
 
 /// Realistic requests: sessions that come and go, weighted routes, log-normal latencies.
 pub struct Traffic {
@@ -149,7 +173,6 @@ pub struct Traffic {
     sessions: Vec<Session>,
     next_session: u64,
     latency_spread: LogNormal<f64>,
-    total_weight: u32,
 }
 
 impl Default for Traffic {
@@ -165,7 +188,6 @@ impl Traffic {
             sessions: Vec::new(),
             next_session: 0,
             latency_spread: LogNormal::new(0.0, 0.45).expect("valid log-normal parameters"),
-            total_weight: ROUTES.iter().map(|r| r.weight).sum(),
         };
         traffic.sessions = (0..400).map(|_| traffic.new_session()).collect();
         traffic
@@ -192,22 +214,21 @@ impl Traffic {
                 self.rng.random_range(1..=254)
             )
         };
+        let &(user_agent, _) = USER_AGENTS
+            .choose_weighted(&mut self.rng, |(_, weight)| *weight)
+            .unwrap_or(&USER_AGENTS[0]);
         Session {
             id: format!("sess-{:x}-{}", self.rng.random::<u32>(), self.next_session),
             user,
             ip,
+            user_agent,
         }
     }
 
     fn pick_route(&mut self) -> &'static Route {
-        let mut ticket = self.rng.random_range(0..self.total_weight);
-        for route in ROUTES {
-            if ticket < route.weight {
-                return route;
-            }
-            ticket -= route.weight;
-        }
-        &ROUTES[0]
+        ROUTES
+            .choose_weighted(&mut self.rng, |route| route.weight)
+            .unwrap_or(&ROUTES[0])
     }
 
     /// An event of ordinary traffic: no error burst, no slow period.
@@ -260,6 +281,14 @@ impl Traffic {
             (route.median_bytes * self.rng.random_range(0.5..1.5)) as u64
         };
         let session = &self.sessions[self.rng.random_range(0..self.sessions.len())];
+        let referrer = self
+            .rng
+            .random_bool(0.6)
+            .then(|| REFERRERS[self.rng.random_range(0..REFERRERS.len())].to_owned());
+        let query = (route.path == "/api/search").then(|| {
+            let term = SEARCH_TERMS[self.rng.random_range(0..SEARCH_TERMS.len())];
+            format!("q={term}")
+        });
         LogEvent {
             timestamp,
             level: level_for_status(status).to_owned(),
@@ -273,7 +302,11 @@ impl Traffic {
             ip: Some(session.ip.clone()),
             bytes,
             message,
-            raw: None,
+            user_agent: Some(session.user_agent.to_owned()),
+            referrer,
+            protocol: Some("HTTP/2.0".to_owned()),
+            query,
+            ..LogEvent::default()
         }
     }
 }

@@ -3,3 +3,4 @@
 pub mod gen;
 pub mod publisher;
 pub mod replay;
+pub mod tail;

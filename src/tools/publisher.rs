@@ -1,4 +1,5 @@
-//! Publishing to Kafka with back-pressure and delivery accounting, shared by `gen` and `replay`.
+//! Publishing to Kafka with back-pressure and delivery accounting, shared by `gen`, `replay`
+//! and `tail`.
 
 use anyhow::Context;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -93,8 +94,8 @@ impl Publisher {
         self.failed += u64::from(!matches!(delivery, Ok(Ok(_))));
     }
 
-    /// Waits for every delivery; fails if any message was not delivered.
-    pub async fn finish(mut self) -> anyhow::Result<u64> {
+    /// Waits until every message sent so far is delivered; fails if any was not.
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
         while let Some(delivery) = self.in_flight.next().await {
             self.count(delivery);
         }
@@ -105,6 +106,12 @@ impl Publisher {
                 self.sent
             );
         }
+        Ok(())
+    }
+
+    /// Waits for every delivery; fails if any message was not delivered.
+    pub async fn finish(mut self) -> anyhow::Result<u64> {
+        self.flush().await?;
         Ok(self.sent)
     }
 }

@@ -4,7 +4,7 @@
 //! for a Kafka message.
 
 use crate::cli::{ReplayArgs, ReplayFormat, Speed};
-use crate::pipeline::decode::{decode, parse_access_line, DecodeError};
+use crate::pipeline::decode::{decode_as, DecodeError, LogFormat};
 use crate::tools::publisher::Publisher;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -53,16 +53,20 @@ fn open(path: &Path, read: Arc<AtomicU64>) -> anyhow::Result<(Box<dyn BufRead + 
     Ok((reader, size))
 }
 
-fn decode_as(format: ReplayFormat, line: &[u8]) -> Result<DateTime<Utc>, DecodeError> {
+/// Whether a line is an event of `format` (its access-log lines laid out as `log_format`
+/// says, when it says), and its time if so.
+pub(crate) fn check_line(
+    format: ReplayFormat,
+    log_format: Option<&LogFormat>,
+    line: &[u8],
+) -> Result<DateTime<Utc>, DecodeError> {
     let is_json = line.trim_ascii_start().starts_with(b"{");
     let event = match format {
-        ReplayFormat::Auto => decode(line, Utc::now()),
         ReplayFormat::Json if !is_json => Err(DecodeError::InvalidJson("not a JSON object".into())),
-        ReplayFormat::Json => decode(line, Utc::now()),
         ReplayFormat::Combined if is_json => {
             Err(DecodeError::NotAccessLog("a JSON line in a combined log"))
         }
-        ReplayFormat::Combined => parse_access_line(String::from_utf8_lossy(line).trim()),
+        _ => decode_as(line, Utc::now(), log_format),
     }?;
     Ok(event.timestamp)
 }
@@ -141,7 +145,7 @@ pub async fn run(config: ReplayArgs) -> anyhow::Result<()> {
             blank += 1;
             continue;
         }
-        let refused = match decode_as(config.format, &line) {
+        let refused = match check_line(config.format, config.access_log_format.as_ref(), &line) {
             Ok(event_time) => {
                 pace.wait_for(event_time).await;
                 match publisher.send(None, &line).await {

@@ -1,18 +1,27 @@
 //! Apache and nginx access-log lines: common, combined and vhost_combined, with the extra
 //! fields custom formats append.
 
-use super::{level_for_status, plausible_response_ms, DecodeError};
+use super::log_format::{split_request, LogFormat};
+use super::{level_for_status, plausible_response_ms, split_target, DecodeError};
 use crate::model::LogEvent;
 use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
 
 /// How far into a line the `[time]` may be: client, ident and user, after a virtual host or a
 /// shipper's prefix (a syslog header is five fields, a CRI container log line three).
 const MAX_FIELDS_BEFORE_TIME: usize = 10;
 
-/// One field of an access-log line: a bare word, a `[bracketed]` time or a `"quoted"` string
-/// (with `\"` escapes, as Apache and nginx write them).
-fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
-    let mut fields: Vec<&str> = Vec::with_capacity(12);
+/// One field of an access-log line: a bare word, a `[bracketed]` time (brackets kept) or a
+/// `"quoted"` string (quotes taken off; with `\"` escapes, as Apache and nginx write them).
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    text: &'a str,
+    quoted: bool,
+}
+
+/// The fields of an access-log line.
+fn access_log_fields(line: &str) -> Result<Vec<Field<'_>>, DecodeError> {
+    let mut fields: Vec<Field> = Vec::with_capacity(12);
     let bytes = line.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -20,25 +29,34 @@ fn access_log_fields(line: &str) -> Result<Vec<&str>, DecodeError> {
             b' ' | b'\t' => i += 1,
             b'"' => {
                 let start = i + 1;
-                let after_time = fields.last().is_some_and(|f| f.starts_with('['));
+                let after_time = fields.last().is_some_and(|f| f.text.starts_with('['));
                 let end = match after_time {
                     true => request_line_end(bytes, start),
                     false => closing_quote(bytes, start, |_| true),
                 }
                 .ok_or(DecodeError::NotAccessLog("unterminated quote"))?;
-                fields.push(&line[start..end]);
+                fields.push(Field {
+                    text: &line[start..end],
+                    quoted: true,
+                });
                 i = end + 1;
             }
             b'[' => {
                 let end = line[i..]
                     .find(']')
                     .ok_or(DecodeError::NotAccessLog("unterminated [time]"))?;
-                fields.push(&line[i..=i + end]);
+                fields.push(Field {
+                    text: &line[i..=i + end],
+                    quoted: false,
+                });
                 i += end + 1;
             }
             _ => {
                 let end = line[i..].find([' ', '\t']).map_or(line.len(), |e| i + e);
-                fields.push(&line[i..end]);
+                fields.push(Field {
+                    text: &line[i..end],
+                    quoted: false,
+                });
                 i = end;
             }
         }
@@ -79,30 +97,56 @@ fn request_line_end(bytes: &[u8], start: usize) -> Option<usize> {
 /// `$request_time` (decimal seconds, bare or as `rt=`/`request_time=`). The time may be the
 /// usual `[10/Oct/2000:13:55:36 -0700]`, with fractional seconds, or ISO 8601
 /// (`$time_iso8601`).
+///
+/// A line this reading refuses is read as GoAccess reads the usual formats (`COMBINED`,
+/// `VCOMBINED`, `COMMON`, `VCOMMON`), so every line GoAccess counts valid is an event.
 pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
-    if line.is_empty() {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
         return Err(DecodeError::Empty);
     }
+    read_any_shape(trimmed, line).or_else(|refused| {
+        GOACCESS_FORMATS
+            .iter()
+            .find_map(|format| format.parse_line(line).ok())
+            .ok_or(refused)
+    })
+}
+
+/// The formats GoAccess users name, tried in turn on a line no other reading takes.
+static GOACCESS_FORMATS: LazyLock<Vec<LogFormat>> = LazyLock::new(|| {
+    ["COMBINED", "VCOMBINED", "COMMON", "VCOMMON"]
+        .into_iter()
+        .map(|name| name.parse().expect("GoAccess's own formats parse"))
+        .collect()
+});
+
+/// Reads `line` (trimmed) in any of the shapes above; the event keeps `raw` as it came.
+fn read_any_shape(line: &str, raw: &str) -> Result<LogEvent, DecodeError> {
     let fields = access_log_fields(line)?;
     let time_at = fields
         .iter()
         .take(MAX_FIELDS_BEFORE_TIME + 1)
-        // A quoted field may start with '[' too; only a whole `[...]` is a time.
-        .position(|f| f.len() >= 2 && f.starts_with('[') && f.ends_with(']'))
+        // A quoted field may be bracketed too; only a bare `[...]` is a time.
+        .position(|f| {
+            !f.quoted && f.text.len() >= 2 && f.text.starts_with('[') && f.text.ends_with(']')
+        })
         .ok_or(DecodeError::NotAccessLog("no [time] field"))?;
     if time_at < 3 {
         return Err(DecodeError::NotAccessLog(
             "no client, ident and user before [time]",
         ));
     }
-    let vhost = (time_at == 4).then(|| fields[0]);
-    let host = fields[time_at - 3];
-    let user = fields[time_at - 1];
+    let vhost = (time_at == 4).then(|| fields[0].text);
+    let host = fields[time_at - 3].text;
+    let user = fields[time_at - 1].text;
     let rest = &fields[time_at + 1..];
     let [request, status, bytes, extra @ ..] = rest else {
         return Err(DecodeError::NotAccessLog("missing request, status or size"));
     };
-    let time = &fields[time_at][1..fields[time_at].len() - 1];
+    let (request, status, bytes) = (request.text, status.text, bytes.text);
+    let time = fields[time_at].text;
+    let time = &time[1..time.len() - 1];
     let timestamp = super::parse_access_log_time(time)
         .or_else(|_| DateTime::parse_from_rfc3339(time))
         .map_err(|_| DecodeError::InvalidTimestamp(time.to_owned()))?
@@ -112,29 +156,42 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
         .ok()
         .filter(|s| (100..=599).contains(s))
         .ok_or(DecodeError::NotAccessLog("status is not an HTTP status"))?;
-    let bytes = match *bytes {
+    let bytes = match bytes {
         "-" => 0,
         b => b
             .parse()
             .map_err(|_| DecodeError::NotAccessLog("size is not a number"))?,
     };
-    // A request line that is not `METHOD TARGET PROTOCOL` ("-", a TLS probe) was still answered.
-    let mut parts = request.split(' ');
-    let (method, endpoint) = match (parts.next(), parts.next()) {
-        (Some(m), Some(target)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
-            let path = target.split(['?', '#']).next().unwrap_or(target);
-            (m.to_owned(), path.to_owned())
+    // As GoAccess splits a request line; then, past what it reads, an unknown method or a
+    // request with no protocol (HTTP/0.9). A request line that is neither ("-", a TLS probe)
+    // was still answered.
+    let (method, target, protocol) = match split_request(request) {
+        Some((method, target, protocol)) => (method.to_owned(), Some(target), Some(protocol)),
+        None => {
+            let mut parts = request.split_ascii_whitespace();
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(m), Some(target), protocol, None) if is_method(m) => {
+                    (m.to_ascii_uppercase(), Some(target), protocol)
+                }
+                _ => ("-".to_owned(), None, None),
+            }
         }
-        _ => ("-".to_owned(), "-".to_owned()),
     };
+    let target = target.map(split_target);
+    let (endpoint, query) = target.unwrap_or(("-", None));
+    // Combined formats put the referer and the user agent, quoted, right after the size; a
+    // bare word there is something else (Apache's `%D` after a common line).
+    let quoted = |at: usize| extra.get(at).filter(|f| f.quoted).map(|f| f.text);
+    let (referrer, user_agent) = (quoted(0), quoted(1).filter(|_| quoted(0).is_some()));
     // After referer and user agent, the first decimal number of seconds (nginx) or number of
     // milliseconds with its unit (Traefik's `12ms`) is the request time. A bare integer is
     // not: Apache's %D (µs), %T (s) and %I/%O (bytes) all look alike.
     let response_time = extra.iter().skip(2).find_map(|f| {
         let value = f
+            .text
             .strip_prefix("rt=")
-            .or_else(|| f.strip_prefix("request_time="))
-            .unwrap_or(f);
+            .or_else(|| f.text.strip_prefix("request_time="))
+            .unwrap_or(f.text);
         let millis = match value.strip_suffix("ms") {
             Some(millis) => millis.parse::<f64>().ok(),
             None if value.contains('.') => value.parse::<f64>().ok().map(|s| s * 1000.0),
@@ -147,16 +204,33 @@ pub fn parse_access_line(line: &str) -> Result<LogEvent, DecodeError> {
         level: level_for_status(status).to_owned(),
         source: vhost.unwrap_or("access-log").to_owned(),
         method,
-        endpoint,
+        endpoint: endpoint.to_owned(),
         status,
         response_time,
-        user_id: (user != "-").then(|| user.to_owned()),
+        user_id: given(user),
         session_id: None,
         ip: Some(host.to_owned()),
         bytes,
         message: request.to_string(),
-        raw: Some(line.to_owned()),
+        raw: Some(raw.to_owned()),
+        user_agent: user_agent.and_then(given),
+        referrer: referrer.and_then(given),
+        vhost: vhost.map(str::to_owned),
+        protocol: protocol.and_then(given),
+        query: query.map(str::to_owned),
+        attributes: None,
     })
+}
+
+/// A method as servers log it, in any case (`get` is GET): letters and `-` (`M-SEARCH`).
+fn is_method(word: &str) -> bool {
+    word.starts_with(|c: char| c.is_ascii_alphabetic())
+        && word.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+}
+
+/// A field's value; `-` (and nothing) is how access logs write that there is none.
+fn given(field: &str) -> Option<String> {
+    (!field.is_empty() && field != "-").then(|| field.to_owned())
 }
 
 #[cfg(test)]
@@ -179,6 +253,19 @@ mod tests {
         assert_eq!(e.message, "GET /apache_pb.gif?x=1 HTTP/1.0");
         assert_eq!(e.response_time, None);
         assert_eq!(e.raw.as_deref(), Some(apache));
+        assert_eq!(
+            (e.protocol.as_deref(), e.query.as_deref()),
+            (Some("HTTP/1.0"), Some("x=1"))
+        );
+        assert_eq!(
+            e.referrer.as_deref(),
+            Some("http://www.example.com/start.html")
+        );
+        assert_eq!(
+            e.user_agent.as_deref(),
+            Some("Mozilla/4.08 [en] (Win98; I ;Nav)")
+        );
+        assert_eq!((e.vhost, e.attributes), (None, None));
 
         // nginx with $request_time appended, IPv6 client, `-` size and no referer.
         let nginx = r#"2001:db8::7 - - [29/Nov/2026:09:01:02 +0000] "POST /api/login HTTP/2.0" 502 - "-" "curl/8.5.0" 0.250"#;
@@ -187,6 +274,10 @@ mod tests {
         assert_eq!((e.status, e.bytes, e.level.as_str()), (502, 0, "ERROR"));
         assert_eq!(e.response_time, Some(250.0));
         assert_eq!(e.user_id, None);
+        assert_eq!(
+            (e.referrer, e.user_agent.as_deref(), e.query),
+            (None, Some("curl/8.5.0"), None)
+        );
     }
 
     #[test]
@@ -204,6 +295,8 @@ mod tests {
             (e.source.as_str(), e.ip.as_deref()),
             ("shop.example.com:443", Some("192.0.2.1"))
         );
+        assert_eq!(e.vhost.as_deref(), Some("shop.example.com:443"));
+        assert_eq!(e.user_agent.as_deref(), Some("bot"));
         // A TLS handshake sent to a plain-HTTP port: answered 400, no request line.
         let probe = r#"192.0.2.77 - - [01/Jan/2026:00:00:02 +0000] "\x16\x03\x01\x00\xa5\x01" 400 157 "-" "-""#;
         let e = parse_access_line(probe).unwrap();
@@ -243,6 +336,15 @@ mod tests {
         let apache_d =
             r#"192.0.2.10 - - [01/Jan/2026:00:00:07 +0000] "GET /a HTTP/1.1" 200 10 "-" "ua" 1534"#;
         assert_eq!(parse_access_line(apache_d).unwrap().response_time, None);
+        // Common with %D appended: a bare word after the size is no referer; an HTTP/0.9
+        // request line has no protocol; a fragment is no part of the query.
+        let common_d =
+            r#"192.0.2.10 - - [01/Jan/2026:00:00:07 +0000] "GET /a?q=1#top" 200 10 1534"#;
+        let e = parse_access_line(common_d).unwrap();
+        assert_eq!(
+            (e.referrer, e.user_agent, e.protocol, e.query.as_deref()),
+            (None, None, None, Some("q=1"))
+        );
         // A duration no request takes is not one: two of these made the sum infinite.
         let absurd = r#"192.0.2.11 - - [01/Jan/2026:00:00:08 +0000] "GET /a HTTP/1.1" 200 10 "-" "ua" 1.7e308ms"#;
         assert_eq!(parse_access_line(absurd).unwrap().response_time, None);

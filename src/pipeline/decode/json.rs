@@ -3,12 +3,15 @@
 //! Common Schema, zap/pino/bunyan/Python loggers — and access-log lines that a shipper wrapped
 //! in JSON (Filebeat's `message`, Docker's `log`).
 
-use super::{level_for_status, parse_access_line, plausible_response_ms, DecodeError};
+use super::{
+    level_for_status, parse_access_line, plausible_response_ms, split_target, DecodeError,
+};
 use crate::model::LogEvent;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -127,6 +130,48 @@ const RESPONSE_TIME: &[(&str, f64)] = &[
 ];
 /// Fields in which a shipper carries the original log line.
 const WRAPPED_LINE: &[&str] = &["message", "log"];
+// Request headers as nginx (`$http_*`), ECS, Caddy (`request.headers`, each an array),
+// pino-http (`req.headers`) and Traefik (`request_<Header>`, when headers are kept) name them.
+const USER_AGENT: &[&str] = &[
+    "userAgent",
+    "user_agent",
+    "http_user_agent",
+    "user_agent.original",
+    "request.headers.User-Agent",
+    "req.headers.user-agent",
+    "request_User-Agent",
+];
+const REFERRER: &[&str] = &[
+    "referrer",
+    "referer",
+    "http_referer",
+    "http_referrer",
+    "http.request.referrer",
+    "request.headers.Referer",
+    "req.headers.referer",
+    "request_Referer",
+];
+const VHOST: &[&str] = &[
+    "vhost",
+    "virtual_host",
+    "http_host",
+    "server_name",
+    "request.host",
+    "url.domain",
+    "RequestHost",
+    "req.headers.host",
+];
+const PROTOCOL: &[&str] = &[
+    "protocol",
+    "server_protocol",
+    "RequestProtocol",
+    "request.proto",
+    "http.version",
+];
+/// The query string alone; a target with one (`request_uri`, `url`) gives it too.
+const QUERY: &[&str] = &["query", "query_string", "args", "url.query"];
+/// A producer's own fields, as lakepulse publishes them: a JSON object, or a string holding one.
+const ATTRIBUTES: &str = "attributes";
 
 pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
     let event: Members =
@@ -147,15 +192,22 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         .or_else(|| statuses.find_map(|value| http_status(&value)))
         .ok_or_else(|| DecodeError::InvalidField("status", first_found.to_string()))?;
     let request_line = event.first(Field::RequestLine, text_of);
-    let mut request_parts = request_line.as_deref().unwrap_or_default().split(' ');
+    let mut request_parts = request_line
+        .as_deref()
+        .unwrap_or_default()
+        .split_ascii_whitespace();
     let (line_method, line_target) = (request_parts.next(), request_parts.next());
-    let endpoint = event
+    let line_protocol = request_parts.next();
+    let target = event
         .first(Field::Path, text_of)
         .or_else(|| line_target.map(str::to_owned))
-        .map(|target| without_query(&target).to_owned())
-        // "-" is how nginx writes nothing, in a field as in a request line.
-        .filter(|path| !path.is_empty() && path != "-")
-        .ok_or(DecodeError::MissingField("endpoint"))?;
+        .unwrap_or_default();
+    // The query string and fragment would make every URL its own endpoint.
+    let (endpoint, target_query) = split_target(&target);
+    // "-" is how nginx writes nothing, in a field as in a request line.
+    if endpoint.is_empty() || endpoint == "-" {
+        return Err(DecodeError::MissingField("endpoint"));
+    }
     let timestamp = match event.found(Field::Time) {
         Some(time) => parse_time(&time).ok_or_else(|| {
             DecodeError::InvalidTimestamp(time.as_str().map_or(time.to_string(), str::to_owned))
@@ -173,7 +225,7 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         .to_ascii_uppercase();
     let message = event
         .first(Field::Message, text_of)
-        .or(request_line)
+        .or_else(|| request_line.clone())
         .unwrap_or_else(|| format!("{method} {endpoint} {status}"));
     Ok(LogEvent {
         timestamp,
@@ -184,7 +236,6 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
             .first(Field::Source, text_of)
             .unwrap_or_else(|| "unknown".to_owned()),
         method,
-        endpoint,
         status,
         response_time: event.response_time(),
         user_id: event.first(Field::User, text_of),
@@ -193,6 +244,24 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         bytes: event.first(Field::Bytes, count).unwrap_or(0),
         message,
         raw: None,
+        user_agent: event.first(Field::UserAgent, text_of),
+        referrer: event.first(Field::Referrer, text_of),
+        vhost: event.first(Field::Vhost, text_of),
+        // ECS writes the version alone.
+        protocol: event
+            .first(Field::Protocol, text_of)
+            .map(
+                |protocol| match protocol.starts_with(|c: char| c.is_ascii_digit()) {
+                    true => format!("HTTP/{protocol}"),
+                    false => protocol,
+                },
+            )
+            .or_else(|| line_protocol.map(str::to_owned)),
+        query: event
+            .first(Field::Query, text_of)
+            .or_else(|| target_query.map(str::to_owned)),
+        attributes: event.attributes(),
+        endpoint: endpoint.to_owned(),
     })
 }
 
@@ -213,10 +282,16 @@ enum Field {
     Message,
     ResponseTime,
     WrappedLine,
+    UserAgent,
+    Referrer,
+    Vhost,
+    Protocol,
+    Query,
+    Attributes,
 }
 
 impl Field {
-    const ALL: [Field; 14] = [
+    const ALL: [Field; 20] = [
         Field::Time,
         Field::Status,
         Field::Path,
@@ -231,6 +306,12 @@ impl Field {
         Field::Message,
         Field::ResponseTime,
         Field::WrappedLine,
+        Field::UserAgent,
+        Field::Referrer,
+        Field::Vhost,
+        Field::Protocol,
+        Field::Query,
+        Field::Attributes,
     ];
 
     fn names(self) -> Vec<&'static str> {
@@ -249,6 +330,12 @@ impl Field {
             Field::Message => MESSAGE.to_vec(),
             Field::ResponseTime => RESPONSE_TIME.iter().map(|(name, _)| *name).collect(),
             Field::WrappedLine => WRAPPED_LINE.to_vec(),
+            Field::UserAgent => USER_AGENT.to_vec(),
+            Field::Referrer => REFERRER.to_vec(),
+            Field::Vhost => VHOST.to_vec(),
+            Field::Protocol => PROTOCOL.to_vec(),
+            Field::Query => QUERY.to_vec(),
+            Field::Attributes => vec![ATTRIBUTES],
         }
     }
 }
@@ -288,10 +375,14 @@ static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
     routes
 });
 
-/// The members of an event object the decoder reads, kept as raw JSON until asked for: one
-/// pass over the text, every other member skipped unparsed (reading the whole object into a
-/// `serde_json::Value` made decoding three times slower). Sorted by field, then rank.
-struct Members<'a>(Vec<(Route, &'a RawValue)>);
+/// The members of an event object, kept as raw JSON until asked for: one pass over the text
+/// (reading the whole object into a `serde_json::Value` made decoding three times slower).
+struct Members<'a> {
+    /// What the decoder reads, sorted by field, then rank.
+    read: Vec<(Route, &'a RawValue)>,
+    /// Every other member, by name, in the producer's order.
+    others: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -309,36 +400,52 @@ impl<'de> Visitor<'de> for MembersVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-        let mut members = Vec::new();
-        while let Some(MemberName(routes)) = map.next_key()? {
-            if routes.is_empty() {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
+        let mut read = Vec::new();
+        let mut others = Vec::new();
+        while let Some(name) = map.next_key::<MemberName>()? {
             let raw: &RawValue = map.next_value()?;
-            members.extend(routes.iter().map(|route| (*route, raw)));
+            match name {
+                MemberName::Read(routes) => read.extend(routes.iter().map(|route| (*route, raw))),
+                MemberName::Other(name) => others.push((name, raw)),
+            }
         }
-        members.sort_unstable_by_key(|(route, _)| (route.field, route.rank));
-        Ok(Members(members))
+        read.sort_unstable_by_key(|(route, _)| (route.field, route.rank));
+        Ok(Members { read, others })
     }
 }
 
-/// A member name, as the routes it leads to (none for a member the decoder does not read).
-struct MemberName(&'static [Route]);
+/// A member name: the routes it leads to, or the name of a member the decoder does not read
+/// (borrowed from the text unless it has escapes).
+enum MemberName<'de> {
+    Read(&'static [Route]),
+    Other(Cow<'de, str>),
+}
 
-impl<'de> Deserialize<'de> for MemberName {
+impl<'de> Deserialize<'de> for MemberName<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct NameVisitor;
-        impl Visitor<'_> for NameVisitor {
-            type Value = MemberName;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = MemberName<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a member name")
             }
-            fn visit_str<E>(self, name: &str) -> Result<MemberName, E> {
-                Ok(MemberName(ROUTES.get(name).map_or(&[], Vec::as_slice)))
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName::named(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName::named(Cow::Owned(name.to_owned())))
             }
         }
         deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+impl<'de> MemberName<'de> {
+    fn named(name: Cow<'de, str>) -> Self {
+        match ROUTES.get(name.as_ref()) {
+            Some(routes) => MemberName::Read(routes),
+            None => MemberName::Other(name),
+        }
     }
 }
 
@@ -346,7 +453,7 @@ impl Members<'_> {
     /// The values present for a field, best-ranked name first, each with its rank; null is
     /// absent.
     fn values(&self, field: Field) -> impl Iterator<Item = (usize, Value)> + '_ {
-        self.0
+        self.read
             .iter()
             .skip_while(move |(route, _)| route.field < field)
             .take_while(move |(route, _)| route.field == field)
@@ -366,7 +473,7 @@ impl Members<'_> {
     /// Whether the field is given directly by name with a value other than null, readable or
     /// not (a value nested deeper than serde_json's recursion limit is not).
     fn given(&self, field: Field) -> bool {
-        self.0.iter().any(|(route, raw)| {
+        self.read.iter().any(|(route, raw)| {
             route.field == field && route.path.is_empty() && raw.get().trim() != "null"
         })
     }
@@ -384,18 +491,79 @@ impl Members<'_> {
             .find_map(|(rank, value)| milliseconds(&value, RESPONSE_TIME[rank].1))
     }
 
-    /// An access-log line shipped inside JSON, decoded as the line it is.
+    /// An access-log line shipped inside JSON, decoded as the line it is, with the shipper's
+    /// own members as its attributes.
     fn wrapped_access_line(&self) -> Option<LogEvent> {
         self.values(Field::WrappedLine)
             .find_map(|(_, value)| parse_access_line(value.as_str()?.trim()).ok())
+            .map(|line| LogEvent {
+                attributes: self.attributes(),
+                ..line
+            })
+    }
+
+    /// The members no column takes, as one JSON object, values as the producer wrote them:
+    /// the members of its `attributes` object (or of the string holding one, as lakepulse
+    /// publishes them), then every member the decoder does not read. None when there are none.
+    fn attributes(&self) -> Option<String> {
+        let given = self
+            .read
+            .iter()
+            .find(|(route, _)| route.field == Field::Attributes && route.path.is_empty())
+            .map(|(_, raw)| raw.get());
+        let given_object = given.and_then(|raw| match raw.starts_with('{') {
+            true => Some(Cow::Borrowed(raw)),
+            false => serde_json::from_str::<String>(raw)
+                .ok()
+                .filter(|text| serde_json::from_str::<serde_json::Map<String, Value>>(text).is_ok())
+                .map(Cow::Owned),
+        });
+        let mut others: Vec<(&str, &str)> = Vec::with_capacity(self.others.len() + 1);
+        // An `attributes` that holds no object is one more member of the producer's own.
+        if let (Some(raw), None) = (given, &given_object) {
+            others.push((ATTRIBUTES, raw));
+        }
+        others.extend(
+            self.others
+                .iter()
+                .map(|(name, raw)| (name.as_ref(), raw.get())),
+        );
+        if others.is_empty() {
+            return given_object.map(Cow::into_owned);
+        }
+        let mut object = String::new();
+        match &given_object {
+            // Its members, then the others after them.
+            Some(given) => {
+                let inside = given.trim_end().strip_suffix('}').unwrap_or(given);
+                object.push_str(inside);
+                if !inside.trim_end().ends_with('{') {
+                    object.push(',');
+                }
+            }
+            None => object.push('{'),
+        }
+        for (i, (name, value)) in others.iter().enumerate() {
+            if i > 0 {
+                object.push(',');
+            }
+            // A name's escapes were undone when it was read: written again as JSON.
+            object.push_str(&Value::from(*name).to_string());
+            object.push(':');
+            object.push_str(value);
+        }
+        object.push('}');
+        Some(object)
     }
 }
 
-/// A string or number as text; `-` and empty strings are how log formats say "none".
+/// A string or number as text; `-` and empty strings are how log formats say "none". A list
+/// is read as its first value: Caddy logs each header as the list of its values.
 fn text_of(value: Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() && s != "-" => Some(s),
         Value::Number(n) => Some(n.to_string()),
+        Value::Array(values) => values.into_iter().next().and_then(text_of),
         _ => None,
     }
 }
@@ -522,12 +690,6 @@ fn epoch(number: f64) -> Option<DateTime<Utc>> {
         .then(|| DateTime::from_timestamp_nanos(nanos.round() as i64))
 }
 
-/// The path of a request target: the query string and fragment would make every URL its own
-/// endpoint.
-fn without_query(target: &str) -> &str {
-    target.split(['?', '#']).next().unwrap_or(target)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{decode, tests::arrival};
@@ -645,6 +807,85 @@ mod tests {
         assert_eq!(
             (e.status, e.endpoint.as_str(), e.method.as_str()),
             (201, "/f", "POST")
+        );
+    }
+
+    #[test]
+    fn keeps_request_headers_and_every_member_it_has_no_column_for() {
+        let nginx = br#"{"time_iso8601":"2026-11-29T09:00:00+00:00","request":"GET /p?a=1 HTTP/2.0","status":"200","http_user_agent":"Mozilla/5.0 (X11)","http_referer":"https://ref.example/","http_host":"shop.example","region":"eu-1","trace":{"id":"a\"b"},"n\u00e9":[1, 2]}"#;
+        let e = decode(nginx, arrival()).unwrap();
+        assert_eq!(
+            (
+                e.endpoint.as_str(),
+                e.query.as_deref(),
+                e.protocol.as_deref()
+            ),
+            ("/p", Some("a=1"), Some("HTTP/2.0"))
+        );
+        assert_eq!(
+            (
+                e.user_agent.as_deref(),
+                e.referrer.as_deref(),
+                e.vhost.as_deref()
+            ),
+            (
+                Some("Mozilla/5.0 (X11)"),
+                Some("https://ref.example/"),
+                Some("shop.example")
+            )
+        );
+        // Values as written; a name's escapes undone and written again.
+        assert_eq!(
+            e.attributes.as_deref(),
+            Some(r#"{"region":"eu-1","trace":{"id":"a\"b"},"né":[1, 2]}"#)
+        );
+        let attributes: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
+        assert_eq!(attributes["trace"]["id"], "a\"b");
+
+        // Caddy logs each header as a list; ECS gives the protocol's version alone.
+        let caddy = br#"{"ts":1795000000.5,"request":{"host":"api.example","uri":"/v1?x=2","proto":"HTTP/1.1","method":"GET","headers":{"User-Agent":["curl/8.5.0"],"Referer":["https://r.example/"]}},"status":200}"#;
+        let e = decode(caddy, arrival()).unwrap();
+        assert_eq!(
+            (
+                e.user_agent.as_deref(),
+                e.referrer.as_deref(),
+                e.vhost.as_deref(),
+                e.query.as_deref()
+            ),
+            (
+                Some("curl/8.5.0"),
+                Some("https://r.example/"),
+                Some("api.example"),
+                Some("x=2")
+            )
+        );
+        assert_eq!(
+            (e.protocol.as_deref(), e.attributes),
+            (Some("HTTP/1.1"), None)
+        );
+        let ecs = br#"{"http":{"version":"2","response":{"status_code":200}},"url":{"path":"/e","query":"k=v","domain":"ecs.example"},"user_agent":{"original":"Go-http-client/2.0"}}"#;
+        let e = decode(ecs, arrival()).unwrap();
+        assert_eq!(
+            (
+                e.protocol.as_deref(),
+                e.query.as_deref(),
+                e.vhost.as_deref(),
+                e.user_agent.as_deref()
+            ),
+            (
+                Some("HTTP/2"),
+                Some("k=v"),
+                Some("ecs.example"),
+                Some("Go-http-client/2.0")
+            )
+        );
+
+        // A shipper's wrapping: its own members are the line's attributes.
+        let filebeat = br#"{"message":"192.0.2.1 - - [29/Nov/2026:08:00:00 +0000] \"GET /w HTTP/1.1\" 200 5 \"-\" \"ua\"","input":{"type":"filestream"}}"#;
+        let e = decode(filebeat, arrival()).unwrap();
+        assert_eq!(
+            (e.user_agent.as_deref(), e.attributes.as_deref()),
+            (Some("ua"), Some(r#"{"input":{"type":"filestream"}}"#))
         );
     }
 

@@ -4,8 +4,10 @@
 
 mod access_log;
 mod json;
+mod log_format;
 
 pub use access_log::parse_access_line;
+pub use log_format::{LogFormat, LogFormatError, HTTP_METHODS, HTTP_PROTOCOLS};
 
 use crate::model::LogEvent;
 use chrono::format::{Item as FormatItem, Parsed, StrftimeItems};
@@ -60,6 +62,15 @@ pub struct Item<'a> {
 /// Decodes a message value: one event (a JSON object, even pretty-printed over several
 /// lines, or an access-log line), or a batch of them, one per line or as a JSON array.
 pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
+    decode_message_as(value, arrival, None)
+}
+
+/// [`decode_message`], with access-log lines read by `format` when one is given.
+pub fn decode_message_as<'a>(
+    value: &'a [u8],
+    arrival: DateTime<Utc>,
+    format: Option<&LogFormat>,
+) -> Vec<Item<'a>> {
     if let Some(elements) = json_array_elements(value) {
         return elements
             .into_iter()
@@ -67,14 +78,14 @@ pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
                 let raw = element.get().as_bytes();
                 // A string element is one line: an access-log line, or an event as JSON text.
                 let decoded = match serde_json::from_str::<String>(element.get()) {
-                    Ok(line) => decode(line.as_bytes(), arrival),
-                    Err(_) => decode(raw, arrival),
+                    Ok(line) => decode_as(line.as_bytes(), arrival, format),
+                    Err(_) => decode_as(raw, arrival, format),
                 };
                 Item { raw, decoded }
             })
             .collect();
     }
-    let single = decode(value, arrival);
+    let single = decode_as(value, arrival, format);
     let multi_line = value.trim_ascii().contains(&b'\n');
     if !multi_line || single.is_ok() && value.trim_ascii_start().starts_with(b"{") {
         return vec![Item {
@@ -87,7 +98,7 @@ pub fn decode_message(value: &[u8], arrival: DateTime<Utc>) -> Vec<Item<'_>> {
         .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
         .map(|raw| Item {
             raw,
-            decoded: decode(raw, arrival),
+            decoded: decode_as(raw, arrival, format),
         })
         .collect()
 }
@@ -106,19 +117,42 @@ fn json_array_elements(value: &[u8]) -> Option<Vec<&serde_json::value::RawValue>
 
 /// Decodes one event. `arrival` stands in for a missing event time.
 pub fn decode(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
+    decode_as(value, arrival, None)
+}
+
+/// [`decode`], with an access-log line read by `format` when one is given.
+pub fn decode_as(
+    value: &[u8],
+    arrival: DateTime<Utc>,
+    format: Option<&LogFormat>,
+) -> Result<LogEvent, DecodeError> {
     let start = value.iter().position(|b| !b.is_ascii_whitespace());
     let event = match start.map(|i| value[i]) {
         None => Err(DecodeError::Empty),
-        Some(b'{' | b'[') => {
-            let text =
-                std::str::from_utf8(value).map_err(|e| DecodeError::NotUtf8(e.valid_up_to()))?;
-            json::decode_json(text.trim(), arrival)
-        }
-        // Access logs carry whatever bytes clients sent (Latin-1 user agents, binary probes):
-        // the line is still a request the server answered, so odd bytes are replaced, not fatal.
-        Some(_) => parse_access_line(String::from_utf8_lossy(value).trim()),
+        Some(b'{') => json_event(value, arrival),
+        // A JSON array, or an access-log line whose client is an IPv6 address in brackets
+        // (`[::1] - - [...]`, as GoAccess reads it).
+        Some(b'[') => json_event(value, arrival)
+            .or_else(|error| access_line(value, format).map_err(|_| error)),
+        Some(_) => access_line(value, format),
     }?;
     within_calendar(event)
+}
+
+fn json_event(value: &[u8], arrival: DateTime<Utc>) -> Result<LogEvent, DecodeError> {
+    let text = std::str::from_utf8(value).map_err(|e| DecodeError::NotUtf8(e.valid_up_to()))?;
+    json::decode_json(text.trim(), arrival)
+}
+
+/// Access logs carry whatever bytes clients sent (Latin-1 user agents, binary probes): the
+/// line is still a request the server answered, so odd bytes are replaced, not fatal.
+fn access_line(value: &[u8], format: Option<&LogFormat>) -> Result<LogEvent, DecodeError> {
+    let line = String::from_utf8_lossy(value);
+    let line = line.trim_end_matches(['\r', '\n']);
+    match format {
+        Some(format) => format.parse_line(line),
+        None => parse_access_line(line),
+    }
 }
 
 /// The years an event time may have: a web server logged it after 1970, and RFC 3339, in
@@ -175,6 +209,16 @@ pub fn level_for_status(status: u16) -> &'static str {
         500.. => "ERROR",
         400..=499 => "WARN",
         _ => "INFO",
+    }
+}
+
+/// A request target as its path and its query string (without the `?`; none when empty). A
+/// `#fragment` is no part of either: browsers do not send one, but hand-made requests do.
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    let target = target.split('#').next().unwrap_or(target);
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query).filter(|q| !q.is_empty())),
+        None => (target, None),
     }
 }
 

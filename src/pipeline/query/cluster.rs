@@ -9,7 +9,7 @@
 //! functions mean the same wherever it runs, and read the table through the same object-store
 //! handlers (credentials from their own environment, as `serve` takes them).
 
-use super::built_values::bound_value_builders;
+use super::add_functions;
 use super::snapshot_scan::LakeCodec;
 use async_trait::async_trait;
 use ballista::prelude::SessionContextExt;
@@ -118,7 +118,7 @@ impl SqlCluster {
                 .build(),
         );
         // Joining the cluster puts DataFusion's own functions back; ours go over them again.
-        bound_value_builders(&ctx);
+        add_functions(&ctx)?;
         Ok(ctx)
     }
 
@@ -243,16 +243,16 @@ fn submitted_job(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     }
 }
 
-/// DataFusion's session with the server's bounded value-building functions: what the
-/// scheduler plans in, and where the executors take their functions from.
-fn sandboxed_state(config: SessionConfig) -> SessionState {
+/// DataFusion's session with the server's functions: what the scheduler plans in, and where
+/// the executors take their functions from.
+fn sandboxed_state(config: SessionConfig) -> Result<SessionState> {
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
         .build();
     let ctx = SessionContext::new_with_state(state);
-    bound_value_builders(&ctx);
-    ctx.state()
+    add_functions(&ctx)?;
+    Ok(ctx.state())
 }
 
 /// Runs a scheduler on `bind` until it fails; executors and servers reach it as
@@ -266,7 +266,7 @@ pub async fn run_scheduler(bind: SocketAddr, external_host: String) -> Result<()
         expire_dead_executor_interval_seconds: HEARTBEAT.as_secs(),
         no_executors_grace_period_seconds: EXECUTOR_TIMEOUT.as_secs(),
         override_logical_codec: Some(Arc::new(LakeCodec::default())),
-        override_session_builder: Some(Arc::new(|config| Ok(sandboxed_state(config)))),
+        override_session_builder: Some(Arc::new(sandboxed_state)),
         ..Default::default()
     };
     let cluster = BallistaCluster::new_from_config(&config).await?;
@@ -313,7 +313,8 @@ pub async fn run_executor(place: ExecutorPlace) -> Result<(), ClusterError> {
         executor_heartbeat_interval_seconds: HEARTBEAT.as_secs(),
         override_logical_codec: Some(Arc::new(LakeCodec::default())),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(
-            &sandboxed_state(SessionConfig::new()),
+            &sandboxed_state(SessionConfig::new())
+                .map_err(ballista_core::error::BallistaError::from)?,
         ))),
         override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
             Ok(Arc::new(

@@ -453,7 +453,7 @@ impl QueryEngine {
         let (ctx, provider): (SessionContext, Arc<dyn TableProvider>) = match &self.cluster {
             None => {
                 let ctx = SessionContext::new_with_config_rt(config, runtime);
-                built_values::bound_value_builders(&ctx);
+                add_functions(&ctx)?;
                 (ctx, table.table_provider().await?)
             }
             Some(cluster) => {
@@ -803,6 +803,16 @@ impl Answer {
             .map_err(|e| QueryError::Sql(e.to_string()))?;
         Ok(self.json.into_inner())
     }
+}
+
+/// What every session of ours adds to DataFusion's functions: the JSON functions that read
+/// `attributes` (`json_get_str(attributes, 'region')`, `attributes->>'region'`), and the
+/// value builders behind their budget. The server, the SQL cluster's scheduler and its
+/// executors all add them, so a query means the same wherever it runs.
+pub(crate) fn add_functions(ctx: &SessionContext) -> Result<(), DataFusionError> {
+    datafusion_functions_json::register_all(&mut *ctx.state_ref().write())?;
+    built_values::bound_value_builders(ctx);
+    Ok(())
 }
 
 fn to_result(columns: Vec<String>, json: Vec<u8>) -> Result<QueryResult, QueryError> {
