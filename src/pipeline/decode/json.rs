@@ -247,16 +247,16 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         user_agent: event.first(Field::UserAgent, text_of),
         referrer: event.first(Field::Referrer, text_of),
         vhost: event.first(Field::Vhost, text_of),
-        // ECS writes the version alone.
+        // ECS writes the version alone. Whatever gave it, a protocol reads back the same.
         protocol: event
             .first(Field::Protocol, text_of)
+            .or_else(|| line_protocol.map(str::to_owned))
             .map(
                 |protocol| match protocol.starts_with(|c: char| c.is_ascii_digit()) {
                     true => format!("HTTP/{protocol}"),
                     false => protocol,
                 },
-            )
-            .or_else(|| line_protocol.map(str::to_owned)),
+            ),
         query: event
             .first(Field::Query, text_of)
             .or_else(|| target_query.map(str::to_owned)),
