@@ -861,6 +861,16 @@ impl SqlCluster {
                 "127.0.0.1".into(),
             ],
         );
+        // An executor that finds no scheduler exits, as Ballista's own does: on a loaded
+        // machine the scheduler may take longer to listen than an executor takes to start.
+        let listening = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", scheduler_port)).is_err() {
+            assert!(
+                Instant::now() < listening,
+                "the SQL scheduler did not listen within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let executors = (0..executors)
             .map(|i| {
                 part(
