@@ -2,7 +2,7 @@
 //! fields custom formats append.
 
 use super::log_format::{split_request, LogFormat};
-use super::{level_for_status, plausible_response_ms, split_target, DecodeError};
+use super::{given, level_for_status, plausible_response_ms, split_target, DecodeError};
 use crate::model::LogEvent;
 use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
@@ -226,11 +226,6 @@ fn read_any_shape(line: &str, raw: &str) -> Result<LogEvent, DecodeError> {
 fn is_method(word: &str) -> bool {
     word.starts_with(|c: char| c.is_ascii_alphabetic())
         && word.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
-}
-
-/// A field's value; `-` (and nothing) is how access logs write that there is none.
-fn given(field: &str) -> Option<String> {
-    (!field.is_empty() && field != "-").then(|| field.to_owned())
 }
 
 #[cfg(test)]

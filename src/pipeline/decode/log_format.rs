@@ -20,7 +20,7 @@
 //! One difference: a line that ends before its status (GoAccess counts it, with no status) has
 //! status 0, "none logged".
 
-use super::{level_for_status, split_target, DecodeError};
+use super::{given, level_for_status, split_target, DecodeError};
 use crate::model::LogEvent;
 use chrono::{Days, FixedOffset, NaiveDate, NaiveTime, TimeDelta};
 use std::net::IpAddr;
@@ -229,11 +229,6 @@ impl LogFormat {
             true => split_target(request),
             false => ("-", None),
         };
-        let given = |field: Option<&str>| {
-            field
-                .filter(|f| !f.is_empty() && *f != "-")
-                .map(str::to_owned)
-        };
         Ok(LogEvent {
             timestamp,
             level: level_for_status(status).to_owned(),
@@ -242,15 +237,15 @@ impl LogFormat {
             endpoint: endpoint.to_owned(),
             status,
             response_time: fields.response_ms,
-            user_id: given(fields.user),
+            user_id: fields.user.and_then(given),
             session_id: None,
             ip: Some(host.to_owned()),
             bytes: fields.bytes.unwrap_or(0),
             message: request_line(&fields, request),
             raw: Some(line.to_owned()),
-            user_agent: given(fields.agent),
-            referrer: given(fields.referrer),
-            vhost: given(fields.vhost),
+            user_agent: fields.agent.and_then(given),
+            referrer: fields.referrer.and_then(given),
+            vhost: fields.vhost.and_then(given),
             protocol: fields.protocol.map(str::to_owned),
             query: fields.query.or(query).map(str::to_owned),
             attributes: None,

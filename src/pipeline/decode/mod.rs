@@ -212,6 +212,11 @@ pub fn level_for_status(status: u16) -> &'static str {
     }
 }
 
+/// A field's value; `-` (and nothing) is how access logs write that there is none.
+fn given(field: &str) -> Option<String> {
+    (!field.is_empty() && field != "-").then(|| field.to_owned())
+}
+
 /// A request target as its path and its query string (without the `?`; none when empty). A
 /// `#fragment` is no part of either: browsers do not send one, but hand-made requests do.
 fn split_target(target: &str) -> (&str, Option<&str>) {
