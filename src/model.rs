@@ -40,6 +40,18 @@ pub struct LogEvent {
     /// The query string, without its `?` (the endpoint is the path alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// The browser or crawler the user agent names: `Chrome`, `Firefox`, `Googlebot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    /// The client's operating system, as its user agent names it: `Windows 10`, `Android`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// The kind of device: `Desktop`, `Smartphone`, `Feature phone`, `Appliance`, `Bot`, `Other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// A crawler, or a program that calls itself a bot; None with no user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<bool>,
     /// The members of a JSON event that lakepulse has no column for, as a JSON object: a
     /// producer's own fields are kept, and SQL reads them with `json_get_str(attributes, 'k')`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,7 @@ use crate::pipeline::prometheus;
 use crate::pipeline::task::panic_message;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
-    ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
     TimestampMicrosecondArray,
 };
 use deltalake::arrow::error::ArrowError;
@@ -472,6 +472,14 @@ fn rows_to_batch(
         ("vhost", strings(&|e| e.vhost.as_deref()), true),
         ("protocol", strings(&|e| e.protocol.as_deref()), true),
         ("query", strings(&|e| e.query.as_deref()), true),
+        ("browser", strings(&|e| e.browser.as_deref()), true),
+        ("os", strings(&|e| e.os.as_deref()), true),
+        ("device", strings(&|e| e.device.as_deref()), true),
+        (
+            "bot",
+            Arc::new(rows.iter().map(|r| r.event.bot).collect::<BooleanArray>()),
+            true,
+        ),
         ("attributes", strings(&|e| e.attributes.as_deref()), true),
         (
             "kafka_partition",

@@ -279,6 +279,9 @@ fn cut_for_live_view(mut event: LogEvent) -> LogEvent {
         &mut event.vhost,
         &mut event.protocol,
         &mut event.query,
+        &mut event.browser,
+        &mut event.os,
+        &mut event.device,
         &mut event.attributes,
     ]
     .into_iter()

@@ -14,6 +14,7 @@ pub mod config;
 pub mod consumer_group;
 #[cfg(feature = "ssr")]
 pub mod dead_letter;
+#[cfg(feature = "analytics")]
 pub mod decode;
 #[cfg(feature = "ssr")]
 mod fault;

@@ -218,7 +218,7 @@ fn read_any_shape(line: &str, raw: &str) -> Result<LogEvent, DecodeError> {
         vhost: vhost.map(str::to_owned),
         protocol: protocol.and_then(given),
         query: query.map(str::to_owned),
-        attributes: None,
+        ..LogEvent::default()
     })
 }
 

@@ -170,6 +170,12 @@ const PROTOCOL: &[&str] = &[
 ];
 /// The query string alone; a target with one (`request_uri`, `url`) gives it too.
 const QUERY: &[&str] = &["query", "query_string", "args", "url.query"];
+// A client already classified: as lakepulse publishes it, or as ECS (Filebeat's and Elastic
+// Agent's `user_agent` processor) writes it.
+const BROWSER: &[&str] = &["browser", "user_agent.name"];
+const OS: &[&str] = &["os", "user_agent.os.name"];
+const DEVICE: &[&str] = &["device", "user_agent.device.name"];
+const BOT: &[&str] = &["bot"];
 /// A producer's own fields, as lakepulse publishes them: a JSON object, or a string holding one.
 const ATTRIBUTES: &str = "attributes";
 
@@ -260,6 +266,10 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         query: event
             .first(Field::Query, text_of)
             .or_else(|| target_query.map(str::to_owned)),
+        browser: event.first(Field::Browser, text_of),
+        os: event.first(Field::Os, text_of),
+        device: event.first(Field::Device, text_of),
+        bot: event.first(Field::Bot, truth_of),
         attributes: event.attributes(),
         endpoint: endpoint.to_owned(),
     })
@@ -287,11 +297,15 @@ enum Field {
     Vhost,
     Protocol,
     Query,
+    Browser,
+    Os,
+    Device,
+    Bot,
     Attributes,
 }
 
 impl Field {
-    const ALL: [Field; 20] = [
+    const ALL: [Field; 24] = [
         Field::Time,
         Field::Status,
         Field::Path,
@@ -311,6 +325,10 @@ impl Field {
         Field::Vhost,
         Field::Protocol,
         Field::Query,
+        Field::Browser,
+        Field::Os,
+        Field::Device,
+        Field::Bot,
         Field::Attributes,
     ];
 
@@ -335,6 +353,10 @@ impl Field {
             Field::Vhost => VHOST.to_vec(),
             Field::Protocol => PROTOCOL.to_vec(),
             Field::Query => QUERY.to_vec(),
+            Field::Browser => BROWSER.to_vec(),
+            Field::Os => OS.to_vec(),
+            Field::Device => DEVICE.to_vec(),
+            Field::Bot => BOT.to_vec(),
             Field::Attributes => vec![ATTRIBUTES],
         }
     }
@@ -564,6 +586,15 @@ fn text_of(value: Value) -> Option<String> {
         Value::String(s) if !s.is_empty() && s != "-" => Some(s),
         Value::Number(n) => Some(n.to_string()),
         Value::Array(values) => values.into_iter().next().and_then(text_of),
+        _ => None,
+    }
+}
+
+/// A boolean, or a string holding one.
+fn truth_of(value: Value) -> Option<bool> {
+    match value {
+        Value::Bool(truth) => Some(truth),
+        Value::String(text) => text.parse().ok(),
         _ => None,
     }
 }
@@ -886,6 +917,37 @@ mod tests {
         assert_eq!(
             (e.user_agent.as_deref(), e.attributes.as_deref()),
             (Some("ua"), Some(r#"{"input":{"type":"filestream"}}"#))
+        );
+    }
+
+    #[test]
+    fn a_client_is_classified_unless_the_producer_did_and_reads_back_the_same() {
+        let client = |e: &LogEvent| (e.browser.clone(), e.os.clone(), e.device.clone(), e.bot);
+        let names = |browser: &str, os: &str, device: &str| {
+            (
+                Some(browser.to_owned()),
+                Some(os.to_owned()),
+                Some(device.to_owned()),
+            )
+        };
+        let plain = br#"{"status":200,"path":"/","userAgent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"}"#;
+        let e = decode(plain, arrival()).unwrap();
+        let (browser, os, device) = names("Chrome", "Windows 10", "Desktop");
+        assert_eq!(client(&e), (browser, os, device, Some(false)));
+        let published = serde_json::to_vec(&e).unwrap();
+        assert_eq!(decode(&published, arrival()).unwrap(), e);
+
+        // Filebeat's user_agent processor has named it already: its names stay, none added.
+        let ecs = br#"{"http":{"response":{"status_code":200}},"url":{"path":"/"},"user_agent":{"original":"Mozilla/5.0 (Linux; Android 14; Pixel 7) Chrome/131.0 Mobile Safari/537.36","name":"Chrome Mobile","os":{"name":"Android","version":"14"},"device":{"name":"Pixel 7"}}}"#;
+        let e = decode(ecs, arrival()).unwrap();
+        let (browser, os, device) = names("Chrome Mobile", "Android", "Pixel 7");
+        assert_eq!(client(&e), (browser, os, device, None));
+        let bot = br#"{"status":"200","path":"/robots.txt","bot":"true"}"#;
+        assert_eq!(decode(bot, arrival()).unwrap().bot, Some(true));
+        let none = br#"{"status":200,"path":"/"}"#;
+        assert_eq!(
+            client(&decode(none, arrival()).unwrap()),
+            (None, None, None, None)
         );
     }
 

@@ -248,7 +248,7 @@ impl LogFormat {
             vhost: fields.vhost.and_then(given),
             protocol: fields.protocol.map(str::to_owned),
             query: fields.query.or(query).map(str::to_owned),
-            attributes: None,
+            ..LogEvent::default()
         })
     }
 

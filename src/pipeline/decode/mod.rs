@@ -5,9 +5,11 @@
 mod access_log;
 mod json;
 mod log_format;
+mod user_agent;
 
 pub use access_log::parse_access_line;
 pub use log_format::{LogFormat, LogFormatError, HTTP_METHODS, HTTP_PROTOCOLS};
+pub use user_agent::{classify, Client};
 
 use crate::model::LogEvent;
 use chrono::format::{Item as FormatItem, Parsed, StrftimeItems};
@@ -127,7 +129,7 @@ pub fn decode_as(
     format: Option<&LogFormat>,
 ) -> Result<LogEvent, DecodeError> {
     let start = value.iter().position(|b| !b.is_ascii_whitespace());
-    let event = match start.map(|i| value[i]) {
+    let mut event = match start.map(|i| value[i]) {
         None => Err(DecodeError::Empty),
         Some(b'{') => json_event(value, arrival),
         // A JSON array, or an access-log line whose client is an IPv6 address in brackets
@@ -136,6 +138,7 @@ pub fn decode_as(
             .or_else(|error| access_line(value, format).map_err(|_| error)),
         Some(_) => access_line(value, format),
     }?;
+    user_agent::add_client(&mut event);
     within_calendar(event)
 }
 
