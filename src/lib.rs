@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod tools;
+pub mod visits;
 
 /// The browser entry point: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]

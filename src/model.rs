@@ -1,5 +1,6 @@
 //! Types the server computes with and the browser renders: one definition for both sides.
 
+use crate::visits::Panel;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -210,6 +211,49 @@ pub struct MetricsSnapshot {
     pub by_source: BTreeMap<String, u64>,
     /// The last ten minutes of event time in 10 s steps, oldest first: what the charts draw.
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// GoAccess's report over a window of event time: unique visitors and each panel's busiest
+/// keys (`GET /api/visits`, the `visits` frames of `GET /events`). `from` and `to` are the
+/// window's bounds, for the same question in SQL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VisitReport {
+    /// The window reported.
+    pub window: Window,
+    /// The first event time counted; None since start.
+    pub from: Option<DateTime<Utc>>,
+    /// The first event time no longer counted.
+    pub to: Option<DateTime<Utc>>,
+    /// Distinct client address, user agent and UTC day triples of requests not answered 4xx;
+    /// exact up to 128, estimated (HyperLogLog, about 1.6 %) beyond.
+    pub visitors: u64,
+    /// Every panel, in [`Panel::ALL`]'s order.
+    pub panels: Vec<PanelRows>,
+}
+
+/// One panel's busiest keys, busiest first (an hour-of-day panel: by hour).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PanelRows {
+    /// Which panel.
+    pub panel: Panel,
+    /// Requests the panel counted in the window, all keys together.
+    pub hits: u64,
+    /// The busiest keys; "(other)" sums keys too rare to keep on their own.
+    pub rows: Vec<KeyHits>,
+}
+
+/// Requests under one key of a panel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct KeyHits {
+    /// The browser, path, site or hour.
+    pub key: String,
+    /// Requests under it.
+    pub hits: u64,
 }
 
 /// One 10-second step of the charts' timeline.
@@ -601,6 +645,8 @@ pub struct Anomaly {
 pub struct DashboardSnapshot {
     pub health: Health,
     pub metrics: MetricsSnapshot,
+    /// GoAccess's report over the page's window.
+    pub visits: VisitReport,
     pub recent_logs: Vec<LiveEvent>,
     pub anomalies: Vec<Anomaly>,
 }
@@ -633,6 +679,9 @@ pub mod sse {
     pub const LAGGED: &str = "lagged";
     /// An anomaly opened or ended.
     pub const ANOMALY: &str = "anomaly";
+    /// GoAccess's report over the window the stream's `window` parameter names, every five
+    /// seconds.
+    pub const VISITS: &str = "visits";
 }
 
 /// Filters of the live log stream: `GET /api/logs` and `GET /events` query parameters, and

@@ -1,6 +1,8 @@
 //! The browser's end of `GET /events`: SSE frames land in signals the components read.
 
-use crate::model::{Anomaly, Health, LiveEvent, LogFilter, MetricsSnapshot, StageState};
+use crate::model::{
+    Anomaly, Health, LiveEvent, LogFilter, MetricsSnapshot, StageState, VisitReport,
+};
 use leptos::prelude::*;
 
 /// How many anomalies a page keeps.
@@ -13,6 +15,8 @@ pub struct LiveSignals {
     pub logs: RwSignal<Vec<LiveEvent>>,
     /// Open first, then ended, newest first (as `/api/anomalies`).
     pub anomalies: RwSignal<Vec<Anomaly>>,
+    /// GoAccess's report over the page's window; None on pages that show none.
+    pub visits: RwSignal<Option<VisitReport>>,
     /// The state of this browser's own link to the server.
     pub link: RwSignal<StageState>,
     /// When the link came back after it was lost.
@@ -34,6 +38,7 @@ impl LiveSignals {
             health: RwSignal::new(health),
             logs: RwSignal::new(Vec::new()),
             anomalies: RwSignal::new(Vec::new()),
+            visits: RwSignal::new(None),
             link: RwSignal::new(StageState::Connecting),
             reconnected: RwSignal::new(None),
             paused: RwSignal::new(false),
@@ -51,6 +56,12 @@ impl LiveSignals {
     /// The log lines of the first paint, newest first.
     pub fn with_logs(self, logs: Vec<LiveEvent>) -> Self {
         self.logs.set(logs);
+        self
+    }
+
+    /// The visit report of the first paint; the stream keeps it current for its window.
+    pub fn with_visits(self, visits: VisitReport) -> Self {
+        self.visits.set(Some(visits));
         self
     }
 
@@ -97,10 +108,13 @@ impl LiveSignals {
 /// the server it does nothing.
 pub fn connect(signals: LiveSignals, logs: Option<&LogFilter>, log_lines: usize) {
     // The view keeps `log_lines` events: a batch needs bring no more than those.
-    let url = match logs {
+    let mut url = match logs {
         Some(filter) => format!("/events?limit={log_lines}&{}", filter.to_query()),
         None => "/events?logs=false".to_owned(),
     };
+    if let Some(report) = signals.visits.get_untracked() {
+        url += &format!("&window={}", report.window.label());
+    }
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         browser::open(signals, &url, log_lines);
@@ -167,6 +181,14 @@ mod browser {
                 if let Some(m) = parse(&e) {
                     signals.metrics.set(m);
                     signals.link.set(StageState::Connected);
+                }
+            }),
+        );
+        listen(
+            sse::VISITS,
+            Box::new(move |e| {
+                if let Some(report) = parse(&e) {
+                    signals.visits.set(Some(report));
                 }
             }),
         );

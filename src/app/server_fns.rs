@@ -3,7 +3,8 @@
 //! the same ones REST and SSE call.
 
 use crate::model::{
-    AnomaliesSnapshot, DashboardSnapshot, LogFilter, LogsSnapshot, QueryResult, WorkbenchInfo,
+    AnomaliesSnapshot, DashboardSnapshot, LogFilter, LogsSnapshot, QueryResult, Window,
+    WorkbenchInfo,
 };
 use leptos::prelude::*;
 
@@ -12,13 +13,15 @@ fn pipeline() -> std::sync::Arc<crate::pipeline::Pipeline> {
     expect_context()
 }
 
-/// The overview's first paint: health, metrics, anomalies and the newest `tail` events.
+/// The overview's first paint: health, metrics, anomalies, GoAccess's report over `window`
+/// and the newest `tail` events.
 #[server]
-pub async fn get_overview(tail: usize) -> Result<DashboardSnapshot, ServerFnError> {
+pub async fn get_overview(tail: usize, window: Window) -> Result<DashboardSnapshot, ServerFnError> {
     let pipeline = pipeline();
     Ok(DashboardSnapshot {
         health: pipeline.health(),
-        metrics: pipeline.metrics(crate::model::Window::default()),
+        metrics: pipeline.metrics(Window::default()),
+        visits: pipeline.visits(window),
         recent_logs: pipeline.recent_logs(&LogFilter {
             limit: Some(tail),
             ..LogFilter::default()

@@ -2,7 +2,9 @@
 //! client. Events are numbered, so a reconnecting client resumes after the last one it saw,
 //! and sent in batches, so a high event rate costs a few messages a second per client.
 
-use crate::model::{sse, Anomaly, LiveEvent, LogEvent, LogFilter, MetricsSnapshot, Series, Window};
+use crate::model::{
+    sse, Anomaly, LiveEvent, LogEvent, LogFilter, MetricsSnapshot, Series, VisitReport, Window,
+};
 use crate::pipeline::anomaly::{Change, Detector};
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
 use bytes::Bytes;
@@ -56,6 +58,8 @@ pub enum SseFrame {
     Message(Arc<Rendered>),
     /// The events since the last batch; each client sends the ones its filter wants.
     Logs(Arc<LogBatch>),
+    /// GoAccess's report over one window; each client sends the one its page shows.
+    Visits(Window, Arc<Rendered>),
 }
 
 /// How a client takes the stream: as is, or gzip (`Accept-Encoding`), which cuts the JSON
@@ -432,6 +436,11 @@ impl Live {
         lock(&self.metrics).snapshot(Instant::now(), Utc::now(), detail)
     }
 
+    /// GoAccess's report over `window`.
+    pub fn visits(&self, window: Window) -> VisitReport {
+        lock(&self.metrics).visits(window, Instant::now())
+    }
+
     pub fn series(&self, metric: SeriesMetric, window: Window, step_secs: i64) -> Series {
         lock(&self.metrics).series(metric, window, step_secs, Instant::now())
     }
@@ -467,14 +476,34 @@ impl Live {
 
     /// Sends one JSON message to every SSE client; serializes nothing when nobody listens.
     pub fn publish<T: Serialize>(&self, event: &'static str, payload: &T) {
+        self.publish_as(event, payload, SseFrame::Message);
+    }
+
+    /// Renders GoAccess's report over every window, once each, for the clients showing it.
+    pub fn publish_visits(&self) {
+        for window in Window::ALL {
+            if self.frames.receiver_count() == 0 {
+                return;
+            }
+            let visits = self.visits(window);
+            self.publish_as(sse::VISITS, &visits, |message| {
+                SseFrame::Visits(window, message)
+            });
+        }
+    }
+
+    fn publish_as<T: Serialize>(
+        &self,
+        event: &'static str,
+        payload: &T,
+        frame: impl FnOnce(Arc<Rendered>) -> SseFrame,
+    ) {
         if self.frames.receiver_count() == 0 {
             return;
         }
         match json_message(event, payload) {
             Ok(message) => {
-                let _ = self
-                    .frames
-                    .send(SseFrame::Message(Arc::new(Rendered::new(message))));
+                let _ = self.frames.send(frame(Arc::new(Rendered::new(message))));
             }
             Err(error) => tracing::error!(%error, event, "could not serialize an SSE frame"),
         }

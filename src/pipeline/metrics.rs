@@ -3,12 +3,15 @@
 //! window's percentiles come from the same data with a bounded (1 %) relative error.
 
 use crate::model::{
-    EndpointRanking, EndpointStats, LogEvent, MetricsSnapshot, Percentiles, Series, SeriesPoint,
-    TimelinePoint, Window, WindowStats, ERROR_DEFINITION,
+    EndpointRanking, EndpointStats, KeyHits, LogEvent, MetricsSnapshot, PanelRows, Percentiles,
+    Series, SeriesPoint, TimelinePoint, VisitReport, Window, WindowStats, ERROR_DEFINITION,
 };
-use chrono::{DateTime, Utc};
+use crate::visits::{is_static_file, makes_a_visitor, referring_site, Panel};
+use cardinality_estimator::CardinalityEstimator;
+use chrono::{DateTime, Timelike, Utc};
 use sketches_ddsketch::{Config, DDSketch};
 use std::collections::{BTreeMap, VecDeque};
+use std::hash::BuildHasher;
 
 /// A map keyed by what producers send (endpoints, sources, sessions), looked up for every
 /// event: foldhash is several times faster than the standard SipHash, its per-process seed
@@ -27,6 +30,8 @@ const MAX_KEYS_PER_BUCKET: usize = 100;
 const MAX_KEYS_SINCE_START: usize = 2000;
 const OTHER: &str = "(other)";
 const TOP_ENDPOINTS: usize = 10;
+/// Keys of each GoAccess panel shown for a window.
+const TOP_PANEL_KEYS: usize = 10;
 /// Endpoints with fewer requests than this are left out of the p95 ranking: one slow call is no trend.
 const MIN_REQUESTS_FOR_P95_RANK: u64 = 5;
 
@@ -206,11 +211,106 @@ fn fold_lightest<V: Tally>(map: &mut Keyed<V>, keep: usize) {
     map.insert(OTHER.to_owned(), other);
 }
 
+/// GoAccess's report over a stretch of event time, by the rules of `crate::visits`.
+#[derive(Default)]
+struct Visits {
+    /// Hashes of (address, UTC day, user agent); a HyperLogLog merges across buckets as the
+    /// sketches do, exact for small counts and a few kilobytes at most.
+    visitors: CardinalityEstimator<str>,
+    /// Hits by key, one map per panel in `Panel::ALL`'s order.
+    panels: [Keyed<u64>; Panel::ALL.len()],
+}
+
+const HOURS: [&str; 24] = [
+    "00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15",
+    "16", "17", "18", "19", "20", "21", "22", "23",
+];
+
+/// The key `panel` counts `event` under, if it counts it.
+fn panel_key(panel: Panel, event: &LogEvent) -> Option<&str> {
+    match panel {
+        Panel::Browsers => Some(event.browser.as_deref().unwrap_or("Unknown")),
+        Panel::OperatingSystems => Some(event.os.as_deref().unwrap_or("Unknown")),
+        Panel::ReferringSites => event.referrer.as_deref().and_then(referring_site),
+        Panel::NotFound => (event.status == 404).then_some(event.endpoint.as_str()),
+        Panel::StaticFiles => (event.status != 404 && is_static_file(&event.endpoint))
+            .then_some(event.endpoint.as_str()),
+        Panel::VirtualHosts => event.vhost.as_deref(),
+        Panel::Hosts => event.ip.as_deref(),
+        Panel::HourOfDay => Some(HOURS[event.timestamp.hour() as usize]),
+    }
+}
+
+impl Visits {
+    fn add(&mut self, event: &LogEvent, cap: usize) {
+        if makes_a_visitor(event.status) {
+            // A fixed hasher: every bucket must hash one visitor alike for merges to hold.
+            let visitor = foldhash::quality::FixedState::default().hash_one((
+                event.ip.as_deref().unwrap_or_default(),
+                event.timestamp.date_naive(),
+                event.user_agent.as_deref().unwrap_or_default(),
+            ));
+            self.visitors.insert_hash(visitor);
+        }
+        for (panel, hits) in Panel::ALL.into_iter().zip(&mut self.panels) {
+            if let Some(key) = panel_key(panel, event) {
+                *heavy_entry(hits, key, cap) += 1;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Visits) {
+        self.visitors.merge(&other.visitors);
+        for (mine, theirs) in self.panels.iter_mut().zip(&other.panels) {
+            for (key, n) in theirs {
+                *heavy_entry(mine, key, MAX_KEYS_SINCE_START) += n;
+            }
+        }
+    }
+
+    fn report(&self, window: Window, from: Option<i64>, to: Option<i64>) -> VisitReport {
+        let panels = Panel::ALL
+            .into_iter()
+            .zip(&self.panels)
+            .map(|(panel, hits)| {
+                let mut rows: Vec<KeyHits> = hits
+                    .iter()
+                    .map(|(key, hits)| KeyHits {
+                        key: key.clone(),
+                        hits: *hits,
+                    })
+                    .collect();
+                if panel == Panel::HourOfDay {
+                    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                } else {
+                    rows.sort_unstable_by(|a, b| {
+                        b.hits.cmp(&a.hits).then_with(|| a.key.cmp(&b.key))
+                    });
+                    rows.truncate(TOP_PANEL_KEYS);
+                }
+                PanelRows {
+                    panel,
+                    hits: hits.values().sum(),
+                    rows,
+                }
+            })
+            .collect();
+        VisitReport {
+            window,
+            from: from.and_then(|secs| DateTime::from_timestamp(secs, 0)),
+            to: to.and_then(|secs| DateTime::from_timestamp(secs, 0)),
+            visitors: self.visitors.estimate() as u64,
+            panels,
+        }
+    }
+}
+
 struct Bucket {
     start: i64,
     totals: Totals,
     endpoints: Keyed<EndpointTotals>,
     sources: Keyed<u64>,
+    visits: Visits,
 }
 
 impl Bucket {
@@ -220,6 +320,7 @@ impl Bucket {
             totals: Totals::default(),
             endpoints: Keyed::default(),
             sources: Keyed::default(),
+            visits: Visits::default(),
         }
     }
 
@@ -232,10 +333,16 @@ impl Bucket {
             endpoint.response_times.add(ms);
         }
         *heavy_entry(&mut self.sources, &event.source, cap) += 1;
+        self.visits.add(event, cap);
     }
 
-    fn merge(&mut self, other: &Bucket) {
+    /// Adds `other` in: its totals, and its breakdowns by endpoint and source when they are
+    /// asked for (only the detail window shows them, and the hour's are the costly part).
+    fn merge(&mut self, other: &Bucket, breakdowns: bool) {
         self.totals.merge(&other.totals);
+        if !breakdowns {
+            return;
+        }
         for (endpoint, totals) in &other.endpoints {
             heavy_entry(&mut self.endpoints, endpoint, MAX_KEYS_SINCE_START).merge(totals);
         }
@@ -384,18 +491,18 @@ impl LiveMetrics {
         }
     }
 
-    /// The window's buckets merged, and the seconds of event time they cover, ending at `end`.
-    fn window(&self, window: Window, end_secs: f64) -> (Bucket, f64) {
+    /// The window's buckets merged (breakdowns too if asked), and the seconds of event time they cover, ending at `end`.
+    fn window(&self, window: Window, end_secs: f64, breakdowns: bool) -> (Bucket, f64) {
         let first = self.first_event_secs.unwrap_or(0) as f64;
         let Some(length) = window.seconds() else {
             let mut all = Bucket::new(0);
-            all.merge(&self.since_start);
+            all.merge(&self.since_start, breakdowns);
             return (all, (end_secs - first).max(1.0));
         };
         let from = bucket_start(end_secs.floor() as i64) - length + BUCKET_SECS;
         let mut merged = Bucket::new(from);
         for bucket in self.buckets.iter().filter(|b| b.start >= from) {
-            merged.merge(bucket);
+            merged.merge(bucket, breakdowns);
         }
         (merged, (end_secs - (from as f64).max(first)).max(1.0))
     }
@@ -435,7 +542,7 @@ impl LiveMetrics {
         self.prune_sessions(end as i64);
         snapshot.active_sessions = self.session_last_seen.len() as u64;
         for window in Window::ALL {
-            let (bucket, span) = self.window(window, end);
+            let (bucket, span) = self.window(window, end, window == detail);
             let stats = bucket.totals.stats(window, span);
             if window == Window::Minute {
                 snapshot.events_per_sec = stats.events_per_sec;
@@ -533,6 +640,23 @@ impl LiveMetrics {
         }
         self.next_to_close = Some(next);
         closed
+    }
+
+    /// GoAccess's report over `window`, ending at the event-time clock.
+    pub fn visits(&self, window: Window, now: Instant) -> VisitReport {
+        let Some(end) = self.event_time_secs(now) else {
+            return Visits::default().report(window, None, None);
+        };
+        let to = bucket_start(end.floor() as i64) + BUCKET_SECS;
+        let Some(length) = window.seconds() else {
+            return self.since_start.visits.report(window, None, Some(to));
+        };
+        let from = to - length;
+        let mut merged = Visits::default();
+        for bucket in self.buckets.iter().filter(|b| b.start >= from) {
+            merged.merge(&bucket.visits);
+        }
+        merged.report(window, Some(from), Some(to))
     }
 
     /// One metric over `window` in steps of `step_secs` (a multiple of 10 s), oldest first.
@@ -889,6 +1013,105 @@ mod tests {
         let series = m.series(SeriesMetric::Bytes, Window::Minute, i64::MAX, now);
         assert_eq!(series.step_secs, 60, "a step past the window is the window");
         assert!(series.points.iter().all(|p| p.v.is_none_or(f64::is_finite)));
+    }
+
+    #[test]
+    fn visits_are_counted_as_goaccess_counts_them_over_every_window() {
+        let now = Instant::now();
+        let mut m = LiveMetrics::default();
+        let visit = |at: f64, ip: &str, agent: &str, status: u16, path: &str, referrer: &str| {
+            let mut e = event(at, status, 5.0, path, "s");
+            e.ip = Some(ip.to_owned());
+            e.user_agent = Some(agent.to_owned());
+            e.referrer = (referrer != "-").then(|| referrer.to_owned());
+            e.browser = Some(agent.split('/').next().unwrap().to_owned());
+            e
+        };
+        // Two hours before the rest, on the same UTC day: the same visitor as the first below.
+        m.record(
+            &visit(T0 as f64, "192.0.2.1", "Firefox/1", 200, "/", "-"),
+            now,
+        );
+        let recent = T0 as f64 + 7200.0;
+        for (ip, agent, status, path, referrer) in [
+            (
+                "192.0.2.1",
+                "Firefox/1",
+                200,
+                "/",
+                "https://www.google.com/search?q=x",
+            ),
+            (
+                "192.0.2.1",
+                "Firefox/1",
+                200,
+                "/app.js",
+                "https://shop.example/",
+            ),
+            ("192.0.2.1", "Chrome/2", 200, "/", "-"), // another agent: another visitor
+            ("192.0.2.2", "Firefox/1", 404, "/wp-login.php", "-"), // a 4xx makes no visitor
+            ("192.0.2.2", "Firefox/1", 404, "/wp-login.php", "-"),
+            ("192.0.2.3", "Firefox/1", 404, "/Logo.PNG", "-"), // not found, not static
+            (
+                "192.0.2.4",
+                "Firefox/1",
+                304,
+                "/img/Logo.PNG",
+                "android-app://x/",
+            ),
+        ] {
+            m.record(&visit(recent, ip, agent, status, path, referrer), now);
+        }
+        // The next UTC day, for the same address and agent: a new visitor.
+        let next_day = (recent / 86_400.0).floor() * 86_400.0 + 86_400.0 + 5.0;
+        m.record(
+            &visit(next_day, "192.0.2.1", "Firefox/1", 200, "/", "-"),
+            now,
+        );
+
+        let report = m.visits(Window::SinceStart, now);
+        assert_eq!(report.visitors, 4, "{report:?}");
+        assert_eq!(report.from, None);
+        let hour = m.visits(Window::Hour, now);
+        assert_eq!(
+            hour.visitors, 1,
+            "only the next day's request is in the last hour"
+        );
+        assert_eq!(
+            hour.from.unwrap().timestamp(),
+            hour.to.unwrap().timestamp() - 3600
+        );
+        let panel = |panel: Panel| -> Vec<(String, u64)> {
+            let rows = report.panels.iter().find(|p| p.panel == panel).unwrap();
+            rows.rows.iter().map(|r| (r.key.clone(), r.hits)).collect()
+        };
+        let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+            pairs.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+        };
+        assert_eq!(
+            panel(Panel::NotFound),
+            owned(&[("/wp-login.php", 2), ("/Logo.PNG", 1)])
+        );
+        assert_eq!(
+            panel(Panel::StaticFiles),
+            owned(&[("/app.js", 1), ("/img/Logo.PNG", 1)])
+        );
+        assert_eq!(
+            panel(Panel::ReferringSites),
+            owned(&[("shop.example", 1), ("www.google.com", 1), ("x", 1)])
+        );
+        assert_eq!(
+            panel(Panel::Browsers),
+            owned(&[("Firefox", 8), ("Chrome", 1)])
+        );
+        assert_eq!(panel(Panel::Hosts)[0], ("192.0.2.1".to_owned(), 5));
+        assert_eq!(panel(Panel::OperatingSystems), owned(&[("Unknown", 9)]));
+        let hours = panel(Panel::HourOfDay);
+        assert_eq!(hours.iter().map(|(_, n)| n).sum::<u64>(), 9);
+        assert!(
+            hours.windows(2).all(|w| w[0].0 < w[1].0),
+            "by hour: {hours:?}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::AbortOnDrop;
 use crate::model::{
     sse, Anomaly, Health, HealthStatus, HistoryEntry, KafkaStatus, LakeStatus, LiveEvent,
     LogFilter, MetricsSnapshot, QueryRequest, QueryResult, Series, StageState, TableVersion,
-    Window, WorkbenchInfo,
+    VisitReport, Window, WorkbenchInfo,
 };
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -99,6 +99,8 @@ struct Running {
 pub struct Subscription {
     /// Current metrics, sent first.
     pub metrics: MetricsSnapshot,
+    /// GoAccess's report over the client's window, sent first, if it asked for one.
+    pub visits: Option<VisitReport>,
     /// Current health, sent first.
     pub health: Health,
     /// For a client resuming after an event: the kept events it missed, oldest first, and
@@ -379,6 +381,12 @@ impl Pipeline {
         self.live.metrics(window)
     }
 
+    /// GoAccess's report over `window`: unique visitors, browsers, systems, referring sites,
+    /// not-found paths, static files, hosts and hours.
+    pub fn visits(&self, window: Window) -> VisitReport {
+        self.live.visits(window)
+    }
+
     /// One metric over `window` in steps of `step_secs`.
     pub fn series(&self, metric: SeriesMetric, window: Window, step_secs: i64) -> Series {
         self.live.series(metric, window, step_secs)
@@ -395,11 +403,16 @@ impl Pipeline {
     }
 
     /// Joins the live stream, if a place is free; `resume_after` is the last event a
-    /// reconnecting client saw.
-    pub fn subscribe(&self, resume_after: Option<u64>) -> Result<Subscription, LiveFull> {
+    /// reconnecting client saw, `visits` the window its page reports visits over.
+    pub fn subscribe(
+        &self,
+        resume_after: Option<u64>,
+        visits: Option<Window>,
+    ) -> Result<Subscription, LiveFull> {
         let (frames, viewer) = self.live.subscribe(self.max_sse_clients)?;
         Ok(Subscription {
             metrics: self.metrics(Window::default()),
+            visits: visits.map(|window| self.visits(window)),
             health: self.health(),
             missed: resume_after.map(|seq| self.live.logs_after(seq)),
             frames,
@@ -554,13 +567,18 @@ async fn watch_sql_cluster(pipeline: std::sync::Weak<Pipeline>) {
     }
 }
 
+/// Seconds between two `visits` frames.
+const VISITS_EVERY_TICKS: u64 = 5;
+
 async fn publish_every_second(
     pipeline: std::sync::Weak<Pipeline>,
     alerter: Option<alert::Alerter>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0_u64;
     loop {
         tick.tick().await;
+        ticks += 1;
         let Some(pipeline) = pipeline.upgrade() else {
             return;
         };
@@ -573,6 +591,10 @@ async fn publish_every_second(
                 let metrics = pipeline.live.metrics(Window::default());
                 pipeline.live.publish(sse::METRICS, &metrics);
                 pipeline.live.publish(sse::HEALTH, &pipeline.health());
+                // Every window's panels: four merges of up to an hour of keys, so less often.
+                if ticks % VISITS_EVERY_TICKS == 1 {
+                    pipeline.live.publish_visits();
+                }
             }
             for anomaly in pipeline.live.detect_anomalies() {
                 tracing::warn!(?anomaly, "anomaly");

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(rest::prometheus))
         .routes(routes!(rest::openapi))
         .routes(routes!(rest::metrics))
+        .routes(routes!(rest::visits))
         .routes(routes!(rest::series))
         .routes(routes!(rest::anomalies))
         .routes(routes!(rest::logs))

@@ -5,7 +5,7 @@
 use super::access::Caller;
 use crate::model::{
     Anomaly, Health, HealthStatus, LiveEvent, LogFilter, MetricsSnapshot, NotReady, QueryRequest,
-    QueryResult, Series, TableVersion, Window,
+    QueryResult, Series, TableVersion, VisitReport, Window,
 };
 use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
 use crate::pipeline::query::{ExportFormat, QueryError};
@@ -226,11 +226,11 @@ pub(super) async fn openapi(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct MetricsParams {
-    /// The window of the breakdowns: `1m`, `5m` (default), `1h` or `all`.
+    /// The window of the breakdowns (or the report): `1m`, `5m` (default), `1h` or `all`.
     window: Option<String>,
 }
 
-fn window(label: Option<&str>) -> Result<Window, BadRequest> {
+pub(super) fn window(label: Option<&str>) -> Result<Window, BadRequest> {
     label.map_or(Ok(Window::default()), |label| {
         Window::parse(label)
             .ok_or_else(|| BadRequest(format!("unknown window {label:?}: use 1m, 5m, 1h or all")))
@@ -247,6 +247,19 @@ pub(super) async fn metrics(
     Query(params): Query<MetricsParams>,
 ) -> Result<Json<MetricsSnapshot>, BadRequest> {
     Ok(Json(pipeline.metrics(window(params.window.as_deref())?)))
+}
+
+/// `GET /api/visits`: GoAccess's report over a window of the live metrics. The same questions
+/// over any range of the lake are the SQL each panel links to.
+#[utoipa::path(get, path = "/api/visits", tag = "live", params(MetricsParams), responses(
+    (status = 200, description = "unique visitors and each panel's busiest keys", body = VisitReport),
+    (status = 400, description = "an unknown window", body = ErrorAnswer),
+))]
+pub(super) async fn visits(
+    State(pipeline): State<Arc<Pipeline>>,
+    Query(params): Query<MetricsParams>,
+) -> Result<Json<VisitReport>, BadRequest> {
+    Ok(Json(pipeline.visits(window(params.window.as_deref())?)))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -32,6 +32,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub(super) struct StreamParams {
     /// `false` for a page that shows no log lines: no `log` frames at all.
     logs: Option<bool>,
+    /// The window of the `visits` frames, `1m`, `5m`, `1h` or `all`; none without it.
+    window: Option<String>,
 }
 
 /// `GET /events`: Server-Sent Events.
@@ -39,7 +41,7 @@ pub(super) struct StreamParams {
     ("Last-Event-ID" = Option<u64>, Header, description = "the last `log` id seen: the kept events after it come first"),
     ("Accept-Encoding" = Option<String>, Header, description = "with `gzip`, the stream comes gzip, every message flushed as it is sent"),
 ), responses(
-    (status = 200, description = "`metrics` and `health` every second, `log` batches every 100 ms (a JSON array of the newest events, at most `limit` of them; its id the last one's `seq`), `anomaly`, and `lagged` when a slow client skipped ahead", content_type = "text/event-stream", body = String),
+    (status = 200, description = "`metrics` and `health` every second, `visits` every five seconds, `log` batches every 100 ms (a JSON array of the newest events, at most `limit` of them; its id the last one's `seq`), `anomaly`, and `lagged` when a slow client skipped ahead", content_type = "text/event-stream", body = String),
     (status = 503, description = "as many clients as may connect are connected", body = super::rest::ErrorAnswer),
 ))]
 pub(super) async fn events(
@@ -49,11 +51,16 @@ pub(super) async fn events(
     headers: HeaderMap,
 ) -> Response {
     let wants_logs = params.logs.unwrap_or(true);
+    let visits = match params.window.as_deref().map(Some).map(super::rest::window) {
+        Some(Ok(window)) => Some(window),
+        Some(Err(unknown)) => return unknown.into_response(),
+        None => None,
+    };
     let resume_after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let subscription = match pipeline.subscribe(resume_after) {
+    let subscription = match pipeline.subscribe(resume_after, visits) {
         Ok(subscription) => subscription,
         Err(full) => {
             let retry = [(header::RETRY_AFTER, "5")];
@@ -66,6 +73,11 @@ pub(super) async fn events(
         message(sse::METRICS, &subscription.metrics),
         message(sse::HEALTH, &subscription.health),
     ];
+    first.extend(
+        subscription
+            .visits
+            .map(|report| message(sse::VISITS, &report)),
+    );
     if let Some((missed_logs, gone)) = subscription.missed {
         if gone > 0 {
             first.push(message(
@@ -88,6 +100,7 @@ pub(super) async fn events(
         futures::future::ready(match received {
             Ok(SseFrame::Message(message)) => Some(message),
             Ok(SseFrame::Logs(batch)) => wants_logs.then(|| batch.message_for(&filter)).flatten(),
+            Ok(SseFrame::Visits(of, message)) => (Some(of) == visits).then_some(message),
             Err(BroadcastStreamRecvError::Lagged(skipped)) => Some({
                 metrics::counter!(prometheus::SSE_FRAMES_DROPPED).increment(skipped);
                 message(

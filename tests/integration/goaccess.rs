@@ -117,8 +117,8 @@ fn percent_decoded(path: &str) -> String {
     String::from_utf8_lossy(&out).trim().to_owned()
 }
 
-/// GoAccess's report of `lines` read with `format`, and the lines it refused.
-fn goaccess(lines: &[Vec<u8>], format: &str) -> (Report, Vec<Vec<u8>>) {
+/// GoAccess's JSON report of `lines` read with `format`, and the lines it refused.
+fn goaccess_json(lines: &[Vec<u8>], format: &str) -> (Value, Vec<Vec<u8>>) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let mut text = Vec::new();
@@ -148,6 +148,18 @@ fn goaccess(lines: &[Vec<u8>], format: &str) -> (Report, Vec<Vec<u8>>) {
     );
     let json: Value =
         serde_json::from_str(&String::from_utf8_lossy(&std::fs::read(&report).unwrap())).unwrap();
+    let refused = std::fs::read(&invalid).unwrap_or_default();
+    let refused = refused
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    (json, refused)
+}
+
+/// GoAccess's report of `lines` read with `format`, and the lines it refused.
+fn goaccess(lines: &[Vec<u8>], format: &str) -> (Report, Vec<Vec<u8>>) {
+    let (json, refused) = goaccess_json(lines, format);
     let mut said = Report {
         valid: json["general"]["valid_requests"].as_u64().unwrap(),
         bandwidth: json["general"]["bandwidth"].as_u64().unwrap(),
@@ -187,12 +199,6 @@ fn goaccess(lines: &[Vec<u8>], format: &str) -> (Report, Vec<Vec<u8>>) {
             slot.1 = slot.1.wrapping_add(bytes);
         }
     }
-    let refused = std::fs::read(&invalid).unwrap_or_default();
-    let refused = refused
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
     (said, refused)
 }
 
@@ -456,4 +462,202 @@ fn every_line_goaccess_counts_valid_is_an_event_with_the_same_request_status_and
             );
         }
     }
+}
+
+/// A day and a half of a small site's traffic in COMBINED format, UTC, ending four hours
+/// ago: eight clients with four agents (a browser, a phone, a crawler, none), scanners' 404s
+/// and 403s, static files, referrers of every kind. At most 96 visitors (8 x 4 x 3 days).
+fn site_log(rng: &mut StdRng, lines: usize) -> Vec<Vec<u8>> {
+    let start = (chrono::Utc::now() - chrono::Duration::hours(40)).timestamp();
+    let agents = [
+        AGENTS[0],
+        AGENTS[3],
+        AGENTS[4],
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    ];
+    let clients: Vec<String> = (1..=8)
+        .map(|n| match n % 4 {
+            0 => format!("2001:db8::{n:x}"),
+            _ => format!("203.0.113.{n}"),
+        })
+        .collect();
+    (0..lines)
+        .map(|i| {
+            let at =
+                chrono::DateTime::from_timestamp(start + (i as i64) * 36 * 3600 / lines as i64, 0)
+                    .unwrap()
+                    .format("%d/%b/%Y:%H:%M:%S +0000");
+            let (path, status) = match rng.random_range(0..10) {
+                0 => ("/wp-login.php", 404),
+                1 => ("/missing/page", 404),
+                2 => ("/admin", 403),
+                3 => ("/app.js", 200),
+                4 => ("/img/Logo.PNG", 304),
+                5 => ("/api/items", 500),
+                _ => (["/", "/products/7", "/cart"][rng.random_range(0..3)], 200),
+            };
+            let referrer = [
+                "-",
+                "https://www.google.com/search?q=shoes",
+                "http://shop.example/cart",
+                "android-app://com.google.android.gm/",
+                "https://news.example",
+                "/relative/page",
+            ][rng.random_range(0..6)];
+            format!(
+                r#"{} - - [{at}] "GET {path} HTTP/1.1" {status} {} "{referrer}" "{}""#,
+                clients[rng.random_range(0..clients.len())],
+                rng.random_range(100..5000),
+                agents[rng.random_range(0..agents.len())],
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Hits by key of one of GoAccess's panels.
+fn goaccess_panel(json: &Value, panel: &str) -> BTreeMap<String, u64> {
+    json[panel]["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GoAccess reports no {panel} panel"))
+        .iter()
+        .map(|item| {
+            (
+                item["data"].as_str().unwrap().to_owned(),
+                item["hits"]["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Hits by key of lakepulse's live report, or of its SQL's answer.
+fn keyed_hits<'a>(rows: impl IntoIterator<Item = (&'a Value, &'a Value)>) -> BTreeMap<String, u64> {
+    rows.into_iter()
+        .map(|(key, hits)| (key.as_str().unwrap().to_owned(), hits.as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn visitors_not_found_and_referring_sites_agree_with_goaccess_live_and_in_sql() {
+    use super::harness::*;
+    use lakepulse::visits::{visitors_sql, Panel, Range};
+    let mut rng = StdRng::seed_from_u64(404);
+    let lines = site_log(&mut rng, 600);
+    let (json, refused) = goaccess_json(&lines, "COMBINED");
+    assert!(refused.is_empty(), "GoAccess reads every line");
+    let visitors = json["general"]["unique_visitors"].as_u64().unwrap();
+    let not_found = goaccess_panel(&json, "not_found");
+    let sites = goaccess_panel(&json, "referring_sites");
+    assert!(
+        (30..=128).contains(&visitors) && not_found.len() == 2 && sites.len() == 4,
+        "the log exercises every rule, and stays where the live count is exact: {visitors} visitors, {not_found:?}, {sites:?}"
+    );
+
+    let (server, client) = Server::ready(&[]).await;
+    let log = server.data_dir.path().join("site.log");
+    std::fs::write(&log, lines.join(&b'\n')).unwrap();
+    let replay = replay_combined(&server, &log);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let total = lines.len() as u64;
+
+    let live = eventually(
+        std::time::Duration::from_secs(60),
+        "every line in the live report",
+        &server,
+        || async {
+            let report = get_json(&client, &server.url("/api/visits?window=all")).await?;
+            let hits: u64 = report["panels"]
+                .as_array()?
+                .iter()
+                .find(|p| p["panel"] == "hour_of_day")?["hits"]
+                .as_u64()?;
+            (hits == total).then_some(report)
+        },
+    )
+    .await;
+    let live_panel = |id: &str| {
+        let panel = live["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["panel"] == id)
+            .unwrap();
+        keyed_hits(
+            panel["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (&r["key"], &r["hits"])),
+        )
+    };
+    assert_eq!(
+        live["visitors"].as_u64(),
+        Some(visitors),
+        "live unique visitors"
+    );
+    assert_eq!(live_panel("not_found"), not_found, "live not found");
+    assert_eq!(live_panel("referring_sites"), sites, "live referring sites");
+
+    eventually(
+        std::time::Duration::from_secs(60),
+        "every line in the lake",
+        &server,
+        || async {
+            let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
+            (status == 200 && answer["rows"][0][0].as_u64()? == total).then_some(())
+        },
+    )
+    .await;
+    let everything = Range::default();
+    let (status, per_day) = sql(&client, &server, &visitors_sql(&everything)).await;
+    assert_eq!(status, 200, "{per_day}");
+    let in_sql: u64 = per_day["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[2].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_sql, visitors, "unique visitors in SQL: {per_day}");
+    for (panel, goaccess) in [
+        (Panel::NotFound, &not_found),
+        (Panel::ReferringSites, &sites),
+    ] {
+        let (status, answer) = sql(&client, &server, &panel.sql(&everything)).await;
+        assert_eq!(status, 200, "{answer}");
+        let rows = answer["rows"].as_array().unwrap();
+        assert_eq!(
+            &keyed_hits(rows.iter().map(|r| (&r[0], &r[1]))),
+            goaccess,
+            "{panel:?} in SQL"
+        );
+    }
+    // The panels' other SQL runs too (a combined log names no virtual host), and a range
+    // keeps to its hours.
+    for panel in Panel::ALL {
+        let (status, answer) = sql(&client, &server, &panel.sql(&everything)).await;
+        let rows = answer["rows"].as_array().map_or(0, Vec::len);
+        assert!(
+            status == 200 && (rows > 0) == (panel != Panel::VirtualHosts),
+            "{panel:?}: {answer}"
+        );
+    }
+    let recent = Range {
+        from: Some(chrono::Utc::now() - chrono::Duration::hours(10)),
+        to: None,
+    };
+    let (_, answer) = sql(&client, &server, &Panel::HourOfDay.sql(&recent)).await;
+    let hits: u64 = answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_u64().unwrap())
+        .sum();
+    assert!(
+        hits > 0 && hits < total,
+        "the last 6 of 36 hours: {hits} of {total}"
+    );
 }

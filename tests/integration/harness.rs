@@ -729,6 +729,23 @@ pub fn generate(server: &Server, count: u64, rate: u64) {
     generate_to(&server.brokers(), count, rate);
 }
 
+/// Runs `lakepulse replay` of the combined-format `log` into the server's topic, as fast as
+/// it goes; its report is on stderr.
+pub fn replay_combined(server: &Server, log: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lakepulse"))
+        .args([
+            "replay",
+            log.to_str().unwrap(),
+            "--speed",
+            "max",
+            "--format",
+            "combined",
+        ])
+        .env("KAFKA_BROKERS", server.brokers())
+        .output()
+        .expect("run replay")
+}
+
 /// Runs `lakepulse gen` against `brokers` until it has produced `count` events.
 pub fn generate_to(brokers: &str, count: u64, rate: u64) {
     let gen = Command::new(env!("CARGO_BIN_EXE_lakepulse"))

@@ -3,7 +3,6 @@
 use super::harness::*;
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// A gzip'd access log with the odd lines real servers write, three lines that are not
@@ -63,18 +62,7 @@ async fn replaying_an_access_log_lands_every_valid_line_once_with_its_own_time()
     let log = server.data_dir.path().join("access.log.gz");
     write_access_log(&log, LINES, first);
 
-    let replay = Command::new(env!("CARGO_BIN_EXE_lakepulse"))
-        .args([
-            "replay",
-            log.to_str().unwrap(),
-            "--speed",
-            "max",
-            "--format",
-            "combined",
-        ])
-        .env("KAFKA_BROKERS", server.brokers())
-        .output()
-        .expect("run replay");
+    let replay = replay_combined(&server, &log);
     let report = String::from_utf8_lossy(&replay.stderr);
     assert!(replay.status.success(), "{report}");
     assert!(

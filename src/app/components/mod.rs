@@ -8,4 +8,5 @@ pub mod sql_box;
 pub mod sql_editor;
 pub mod status_bar;
 pub mod theme_toggle;
+pub mod visit_panels;
 pub mod window_picker;

@@ -8,6 +8,7 @@ use crate::app::components::{
     metrics_grid::MetricsGrid,
     sql_box::SqlBox,
     status_bar::StatusBar,
+    visit_panels::VisitPanels,
     window_picker::{use_window, WindowPicker},
 };
 use crate::app::live::{connect, LiveSignals};
@@ -20,7 +21,12 @@ const TAIL_LINES: usize = 50;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let snapshot = Resource::new_blocking(|| (), |_| get_overview(TAIL_LINES));
+    // A new window is a new first paint: the stream's visit report follows the page's window.
+    let window = use_window();
+    let snapshot = Resource::new_blocking(
+        move || window.get(),
+        |window| get_overview(TAIL_LINES, window),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -38,7 +44,8 @@ fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
     let signals = LiveSignals::new(snapshot.health)
         .with_metrics(snapshot.metrics)
         .with_logs(snapshot.recent_logs)
-        .with_anomalies(snapshot.anomalies);
+        .with_anomalies(snapshot.anomalies)
+        .with_visits(snapshot.visits);
     connect(signals, Some(&LogFilter::default()), TAIL_LINES);
     let window = use_window();
     view! {
@@ -54,5 +61,6 @@ fn LiveDashboard(snapshot: DashboardSnapshot) -> impl IntoView {
             <LogList logs=signals.logs />
             <SqlBox />
         </div>
+        <VisitPanels visits=signals.visits />
     }
 }

@@ -203,7 +203,8 @@ pub(super) fn decode_json(text: &str, arrival: DateTime<Utc>) -> Result<LogEvent
         .unwrap_or_default()
         .split_ascii_whitespace();
     let (line_method, line_target) = (request_parts.next(), request_parts.next());
-    let line_protocol = request_parts.next();
+    // "-" is no protocol, as in a field of its own: it must read back the same.
+    let line_protocol = request_parts.next().filter(|p| *p != "-");
     let target = event
         .first(Field::Path, text_of)
         .or_else(|| line_target.map(str::to_owned))
