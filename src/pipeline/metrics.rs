@@ -189,7 +189,8 @@ impl Tally for EndpointTotals {
 /// keys, all but the `cap` heaviest fold into "(other)". A scanner's one-off paths end up
 /// there whenever they came; the endpoints that carry the traffic keep their own counts.
 fn heavy_entry<'a, V: Tally>(map: &'a mut Keyed<V>, key: &str, cap: usize) -> &'a mut V {
-    if !map.contains_key(key) && map.len() >= 2 * cap {
+    // The length first: below the cap, a key needs no lookup beyond the entry's own.
+    if map.len() >= 2 * cap && !map.contains_key(key) {
         fold_lightest(map, cap);
     }
     map.entry_ref(key).or_default()

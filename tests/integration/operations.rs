@@ -476,6 +476,8 @@ async fn the_openapi_document_lists_every_route_and_real_answers_validate_agains
         get("/api/openapi.json"),
         get("/api/metrics?window=1m"),
         get("/api/metrics?window=fortnight"),
+        get("/api/visits?window=all"),
+        get("/api/visits?window=fortnight"),
         get("/api/series?metric=p95&window=5m&step=10s"),
         get("/api/series?metric=nonsense"),
         get("/api/anomalies"),
