@@ -4,6 +4,9 @@
 pub mod app;
 #[cfg(feature = "ssr")]
 pub mod cli;
+pub mod context;
+#[cfg(feature = "ssr")]
+pub mod files;
 pub mod model;
 pub mod pipeline;
 #[cfg(feature = "ssr")]

@@ -517,6 +517,22 @@ pub struct HistoryEntry {
     pub execution_ms: f64,
 }
 
+/// A query kept under a name, shared by its number (`/query?saved=3`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SavedQuery {
+    /// Its number: kept through renames, never given to another query.
+    pub id: u64,
+    pub name: String,
+    pub sql: String,
+    /// The table version it reads; None for the latest.
+    #[serde(default)]
+    pub version: Option<u64>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
 /// One column of the `logs` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -530,8 +546,14 @@ pub struct ColumnInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkbenchInfo {
+    /// The names the table answers to.
+    pub tables: Vec<String>,
     pub columns: Vec<ColumnInfo>,
+    /// Every function a query may call, by name.
+    pub functions: Vec<String>,
     pub history: Vec<HistoryEntry>,
+    /// The saved queries, by name.
+    pub saved: Vec<SavedQuery>,
     pub versions: Vec<TableVersion>,
 }
 

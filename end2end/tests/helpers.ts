@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import type { APIRequestContext } from '@playwright/test';
+import { expect, type APIRequestContext } from '@playwright/test';
 import { BROKER_PORT } from '../playwright.config';
 
 /** Runs `lakepulse gen` against the test server's broker (or `brokerPort`'s), as any producing
@@ -26,4 +26,15 @@ export async function settledTotal(request: APIRequestContext, base = ''): Promi
     last = total;
     await new Promise((resolve) => setTimeout(resolve, 1_500));
   }
+}
+
+/** Waits until the lake holds every event counted so far, and so stops changing (nothing else
+ * produces): pages and the API then read the same table. The count it holds. */
+export async function settledLake(request: APIRequestContext): Promise<number> {
+  const total = await settledTotal(request);
+  await expect(async () => {
+    const answer = await (await request.post('/api/query', { data: { query: 'SELECT count(*) FROM logs' } })).json();
+    expect(answer.rows[0][0]).toBe(total);
+  }).toPass({ timeout: 30_000 });
+  return total;
 }

@@ -1,17 +1,11 @@
 import { test, expect } from '@playwright/test';
-import { produce, settledTotal } from './helpers';
+import { produce, settledLake } from './helpers';
 
 const COUNT_BY_LEVEL = "SELECT level, count(*) AS n FROM logs WHERE level <> 'nope' GROUP BY level ORDER BY level";
 
 test('a shared /query?sql= link shows its result in the server-rendered page', async ({ browser, request }) => {
   produce(20);
-  // Wait until the lake has every event counted so far, and so stops changing (nothing else
-  // produces): the page and the API below then read the same table.
-  const total = await settledTotal(request);
-  await expect(async () => {
-    const answer = await (await request.post('/api/query', { data: { query: 'SELECT count(*) FROM logs' } })).json();
-    expect(answer.rows[0][0]).toBe(total);
-  }).toPass({ timeout: 30_000 });
+  await settledLake(request);
 
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
@@ -93,4 +87,102 @@ test('a result becomes a chart in one click', async ({ page }) => {
     return chart.getOption().series[0].type;
   });
   expect(bars).toBe('bar');
+});
+
+test('saved queries: saved under a name, opened by their link, updated, renamed (the link stays) and deleted', async ({ page, request }) => {
+  const name = `Events ${Date.now()}`;
+  await page.goto(`/query?sql=${encodeURIComponent('SELECT count(*) AS n FROM logs')}`);
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', '');
+  await page.getByTestId('save-name').fill(name);
+  await page.getByTestId('save-query').click();
+  await expect(page).toHaveURL(/\/query\?saved=\d+$/);
+  const link = new URL(page.url()).pathname + new URL(page.url()).search;
+  await expect(page.getByTestId('saved-name')).toHaveText(name);
+  await expect(page.getByTestId('sql-result').locator('thead th')).toHaveText(['n']);
+  await expect(page.getByTestId('saved-queries').getByRole('link', { name })).toHaveAttribute('href', link);
+  // The same name again is refused, whatever its case.
+  await page.getByTestId('save-name').fill(name.toUpperCase());
+  await page.getByTestId('save-query').click();
+  await expect(page.getByTestId('saved-error')).toContainText('already named');
+
+  // An edit runs beside the saved query, and "Update" makes it the saved SQL.
+  await page.getByTestId('sql-input').fill('SELECT count(*) AS errors FROM logs WHERE status >= 500');
+  await page.getByTestId('sql-input').press('Control+Enter');
+  await expect(page.getByTestId('sql-result').locator('thead th')).toHaveText(['errors']);
+  await page.getByTestId('saved-update').click();
+  await expect(async () => {
+    const saved = (await (await request.get('/api/saved-queries')).json()) as { name: string; sql: string }[];
+    expect(saved.find((q) => q.name === name)?.sql).toContain('AS errors');
+  }).toPass();
+
+  // Renamed in the side panel: the link is the same and shows the new name.
+  const entry = page.getByTestId('saved-queries').locator('li', { hasText: name });
+  await entry.locator('summary').click();
+  await entry.getByTestId('rename-name').fill(`${name} renamed`);
+  await entry.getByTestId('rename-query').click();
+  await expect(page.getByTestId('saved-queries').getByRole('link', { name: `${name} renamed` })).toHaveAttribute('href', link);
+  await page.goto(link);
+  await expect(page.getByTestId('saved-name')).toHaveText(`${name} renamed`);
+  await expect(page.getByTestId('sql-result').locator('thead th')).toHaveText(['errors']);
+
+  const renamed = page.getByTestId('saved-queries').locator('li', { hasText: `${name} renamed` });
+  await renamed.locator('summary').click();
+  await renamed.getByTestId('delete-query').click();
+  await expect(page.getByTestId('saved-queries').getByRole('link', { name: `${name} renamed` })).toHaveCount(0);
+  await page.goto(link);
+  await expect(page.getByTestId('sql-error')).toContainText('no saved query');
+});
+
+test('downloads stream every row past the row cap as CSV, NDJSON and Parquet', async ({ page }) => {
+  const series = 'SELECT value, \'v\' || value AS label FROM generate_series(1, 12345) ORDER BY value';
+  await page.goto(`/query?sql=${encodeURIComponent(series)}`);
+  await expect(page.getByTestId('sql-summary')).toContainText('(truncated)');
+  const fetched = async (testId: string) => {
+    const href = await page.getByTestId(testId).getAttribute('href');
+    const response = await page.request.get(href!);
+    expect(response.status()).toBe(200);
+    return response;
+  };
+  const csv = (await (await fetched('download-csv')).text()).trimEnd().split('\n');
+  expect(csv.length).toBe(12346);
+  expect(csv[12345]).toBe('12345,v12345');
+  const ndjson = (await (await fetched('download-ndjson')).text()).trimEnd().split('\n');
+  expect(ndjson.length).toBe(12345);
+  expect(JSON.parse(ndjson[0])).toEqual({ value: 1, label: 'v1' });
+  const parquet = await fetched('download-parquet');
+  expect(parquet.headers()['content-type']).toBe('application/vnd.apache.parquet');
+  const file = await parquet.body();
+  expect(file.subarray(0, 4).toString()).toBe('PAR1');
+  expect(file.subarray(file.length - 4).toString()).toBe('PAR1');
+  // The browser saves it as a file.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-parquet').click()]);
+  expect(download.suggestedFilename()).toBe('lakepulse-query.parquet');
+});
+
+test('the editor completes columns, tables and functions from the schema', async ({ page }) => {
+  await page.goto('/query');
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', '');
+  const editor = page.getByTestId('sql-input');
+  const completions = page.getByTestId('completions');
+  await editor.fill('');
+  await editor.pressSequentially('SELECT max(resp');
+  await expect(completions.getByRole('option').first()).toContainText('response_time_ms');
+  await editor.press('Tab');
+  await expect(editor).toHaveValue('SELECT max(response_time_ms');
+  await expect(completions).toHaveCount(0);
+  await editor.pressSequentially('), approx_perc');
+  await expect(completions.getByRole('option')).toContainText(['approx_percentile_cont']);
+  await editor.press('Escape');
+  await expect(completions).toHaveCount(0);
+  await editor.pressSequentially('entile_cont(0.5) WITHIN GROUP (ORDER BY status) FROM lo');
+  await expect(completions.getByRole('option').first()).toContainText('logs');
+  await editor.press('Enter');
+  await expect(editor).toHaveValue(/FROM logs$/);
+  await editor.press('Control+Enter');
+  await expect(page).toHaveURL(/FROM\+logs/);
+  await expect(page.getByTestId('sql-result').locator('thead th')).toHaveCount(2);
+  // In a string, nothing is offered.
+  await editor.fill("SELECT * FROM logs WHERE endpoint = 'res");
+  await editor.pressSequentially('p');
+  await expect(completions).toHaveCount(0);
 });

@@ -1,5 +1,6 @@
 //! The UI, rendered on the server and hydrated in the browser.
 
+pub mod completion;
 pub mod components;
 pub mod format;
 pub mod live;
@@ -72,6 +73,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("query") view=pages::query::QueryPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("logs") view=pages::logs::LogsPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("anomalies") view=pages::anomalies::AnomaliesPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("context") view=pages::context::ContextPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="shortcuts-help">"Keys: " {shortcuts::HELP}</footer>

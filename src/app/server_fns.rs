@@ -2,8 +2,9 @@
 //! they find the `Pipeline` in their context (the router provides it) and call its methods,
 //! the same ones REST and SSE call.
 
+use crate::context::{ContextRequest, LogContext};
 use crate::model::{
-    AnomaliesSnapshot, DashboardSnapshot, LogFilter, LogsSnapshot, QueryResult, Window,
+    AnomaliesSnapshot, DashboardSnapshot, LogFilter, LogsSnapshot, QueryResult, SavedQuery, Window,
     WorkbenchInfo,
 };
 use leptos::prelude::*;
@@ -50,6 +51,15 @@ pub async fn get_anomalies() -> Result<AnomaliesSnapshot, ServerFnError> {
     })
 }
 
+/// The context page: the events around the URL's instant from its source (or session).
+#[server]
+pub async fn get_context(request: ContextRequest) -> Result<LogContext, ServerFnError> {
+    pipeline()
+        .context(request)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
 /// Runs one read-only SQL query over the lake (at `version`, when given).
 #[server]
 pub async fn run_query(
@@ -81,4 +91,61 @@ pub async fn get_workbench() -> Result<WorkbenchInfo, ServerFnError> {
 #[server]
 pub async fn cancel_query(id: String) -> Result<bool, ServerFnError> {
     Ok(pipeline().cancel_query(&id))
+}
+
+/// The saved query numbered `id`, for `/query?saved=`.
+#[server]
+pub async fn get_saved_query(id: u64) -> Result<SavedQuery, ServerFnError> {
+    pipeline()
+        .saved_query(id)
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Keeps `sql` (reading `version`) under `name`.
+#[server]
+pub async fn save_query(
+    name: String,
+    sql: String,
+    version: Option<u64>,
+) -> Result<SavedQuery, ServerFnError> {
+    pipeline()
+        .save_query(&name, &sql, version)
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Renames a saved query.
+#[server]
+pub async fn rename_saved_query(id: u64, name: String) -> Result<SavedQuery, ServerFnError> {
+    let change = crate::pipeline::query::saved::SavedQueryChange {
+        name: Some(name),
+        ..Default::default()
+    };
+    pipeline()
+        .change_saved_query(id, change)
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Replaces a saved query's SQL (and the version it reads) with what was last run.
+#[server]
+pub async fn update_saved_query(
+    id: u64,
+    sql: String,
+    version: Option<u64>,
+) -> Result<SavedQuery, ServerFnError> {
+    let change = crate::pipeline::query::saved::SavedQueryChange {
+        sql: Some(sql),
+        version: Some(version),
+        ..Default::default()
+    };
+    pipeline()
+        .change_saved_query(id, change)
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Deletes a saved query.
+#[server]
+pub async fn delete_saved_query(id: u64) -> Result<(), ServerFnError> {
+    pipeline()
+        .delete_saved_query(id)
+        .map_err(|e| ServerFnError::new(e.to_string()))
 }

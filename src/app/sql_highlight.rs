@@ -21,7 +21,8 @@ impl Token {
     }
 }
 
-const KEYWORDS: &[&str] = &[
+/// The words coloured as keywords, and completed as such.
+pub(crate) const KEYWORDS: &[&str] = &[
     "select",
     "from",
     "where",

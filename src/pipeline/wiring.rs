@@ -12,13 +12,15 @@ use super::live::{Live, LiveFull, Logged, SseClientGuard, SseFrame};
 use super::maintenance;
 use super::metrics::SeriesMetric;
 use super::prometheus;
-use super::query::{Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
+use super::query::saved::{SavedQueries, SavedQueryChange, SavedQueryError};
+use super::query::{self, Export, ExportFormat, QueryEngine, QueryError, QueryHistory};
 use super::task::supervise;
 use super::AbortOnDrop;
+use crate::context::{self, ContextRequest, LogContext};
 use crate::model::{
     sse, Anomaly, Health, HealthStatus, HistoryEntry, KafkaStatus, LakeStatus, LiveEvent,
-    LogFilter, MetricsSnapshot, QueryRequest, QueryResult, Series, StageState, TableVersion,
-    VisitReport, Window, WorkbenchInfo,
+    LogFilter, MetricsSnapshot, QueryRequest, QueryResult, SavedQuery, Series, StageState,
+    TableVersion, VisitReport, Window, WorkbenchInfo,
 };
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -60,6 +62,7 @@ pub struct Pipeline {
     live: Arc<Live>,
     query: QueryEngine,
     history: QueryHistory,
+    saved: SavedQueries,
     kafka: KafkaFacts,
     link: Arc<RwLock<KafkaLink>>,
     lake_path: String,
@@ -293,6 +296,7 @@ impl Pipeline {
                 .with_concurrency(config.query_concurrency)
                 .with_cluster(config.sql_cluster.clone()),
             history: QueryHistory::open(config.data_dir.join("query-history.jsonl")),
+            saved: SavedQueries::open(config.data_dir.join("saved-queries.json")),
             kafka,
             link,
             lake_path,
@@ -483,18 +487,75 @@ impl Pipeline {
         Ok(result)
     }
 
-    /// Runs a query, as [`Pipeline::run_query`] does, and renders its result as a download.
+    /// Runs a query for a download: CSV, NDJSON and Parquet streamed as it runs, without the
+    /// row cap; JSON as the API answers.
     pub async fn export(
         &self,
         request: &QueryRequest,
         format: ExportFormat,
     ) -> Result<Export, QueryError> {
-        format.render(&self.run_query(request).await?)
+        self.query.export(request, format).await
+    }
+
+    /// The events around `request`'s instant from its source (or session): the lake's, and
+    /// the live ring's that no commit holds yet. Its query is not kept in the history: the
+    /// workbench's list is what people ran.
+    pub async fn context(&self, request: ContextRequest) -> Result<LogContext, QueryError> {
+        // The ring is read before the lake: an event it holds is then either in the lake's
+        // answer or later than all of it, never in between (see `LogContext::assemble`).
+        let ring = self
+            .live
+            .recent_logs(&LogFilter {
+                limit: Some(usize::MAX),
+                source: Some(request.source.clone()),
+                ..LogFilter::default()
+            })
+            .into_iter()
+            .map(|live| live.event)
+            .collect();
+        let answer = self.query.run(&QueryRequest::sql(request.sql())).await?;
+        let lake = context::events_of(&answer.columns, answer.rows)
+            .map_err(|e| QueryError::Failed(format!("reading the context's rows: {e}")))?;
+        Ok(LogContext::assemble(request, lake, ring))
     }
 
     /// Stops the query started with this id; false if none runs under it.
     pub fn cancel_query(&self, id: &str) -> bool {
         self.query.cancel(id)
+    }
+
+    /// The saved queries, by name.
+    pub fn saved_queries(&self) -> Vec<SavedQuery> {
+        self.saved.list()
+    }
+
+    /// The saved query numbered `id`.
+    pub fn saved_query(&self, id: u64) -> Result<SavedQuery, SavedQueryError> {
+        self.saved.get(id)
+    }
+
+    /// Keeps `sql` (reading `version`, or the latest) under `name`.
+    pub fn save_query(
+        &self,
+        name: &str,
+        sql: &str,
+        version: Option<u64>,
+    ) -> Result<SavedQuery, SavedQueryError> {
+        self.saved.create(name, sql, version)
+    }
+
+    /// Renames or rewrites a saved query.
+    pub fn change_saved_query(
+        &self,
+        id: u64,
+        change: SavedQueryChange,
+    ) -> Result<SavedQuery, SavedQueryError> {
+        self.saved.change(id, change)
+    }
+
+    /// Deletes a saved query.
+    pub fn delete_saved_query(&self, id: u64) -> Result<(), SavedQueryError> {
+        self.saved.delete(id)
     }
 
     /// The table's versions, newest first.
@@ -505,8 +566,11 @@ impl Pipeline {
     /// What the SQL workbench shows beside the editor: columns, recent queries, versions.
     pub async fn workbench(&self) -> Result<WorkbenchInfo, QueryError> {
         Ok(WorkbenchInfo {
+            tables: query::table_names(),
             columns: self.query.columns().await?,
+            functions: query::function_names(),
             history: self.history.recent(WORKBENCH_LIST),
+            saved: self.saved.list(),
             versions: self.table_versions(WORKBENCH_LIST).await?,
         })
     }

@@ -68,6 +68,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(rest::anomalies))
         .routes(routes!(rest::logs))
         .routes(routes!(rest::query))
+        .routes(routes!(rest::context))
+        .routes(routes!(rest::saved_queries, rest::save_query))
+        .routes(routes!(
+            rest::saved_query,
+            rest::change_saved_query,
+            rest::delete_saved_query
+        ))
         .routes(routes!(rest::cancel))
         .routes(routes!(rest::lake_history))
         .routes(routes!(rest::export))

@@ -3,19 +3,24 @@
 //! `utoipa::path` is its entry in `/api/openapi.json`, with the types it answers with.
 
 use super::access::Caller;
+use crate::context::{ContextRequest, LogContext};
 use crate::model::{
     Anomaly, Health, HealthStatus, LiveEvent, LogFilter, MetricsSnapshot, NotReady, QueryRequest,
-    QueryResult, Series, TableVersion, VisitReport, Window,
+    QueryResult, SavedQuery, Series, TableVersion, VisitReport, Window,
 };
 use crate::pipeline::metrics::{SeriesMetric, BUCKET_SECS};
-use crate::pipeline::query::{ExportFormat, QueryError};
+use crate::pipeline::query::saved::{SavedQueryChange, SavedQueryError};
+use crate::pipeline::query::{ExportBody, ExportFormat, QueryError};
 use crate::pipeline::Pipeline;
+use axum::body::Body;
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
 use utoipa::{IntoParams, ToSchema};
 
 /// Table versions `/api/lake/history` lists unless asked otherwise.
@@ -335,6 +340,28 @@ pub(super) async fn logs(
     Json(pipeline.recent_logs(&filter))
 }
 
+/// `GET /api/context`: the events just before and after one instant from one source (or one
+/// session of it), as the `/context` page shows them.
+#[utoipa::path(get, path = "/api/context", tag = "sql", params(ContextRequest), responses(
+    (status = 200, description = "the events around the instant, oldest first", body = LogContext),
+    (status = 400, description = "no source or instant, or a bad one", body = ErrorAnswer),
+    (status = 429, description = "as many queries as may run at once are running", body = ErrorAnswer),
+    (status = 500, description = "the table cannot be read", body = ErrorAnswer),
+))]
+pub(super) async fn context(
+    State(pipeline): State<Arc<Pipeline>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let request = match ContextRequest::from_query(|name| params.get(name).cloned()) {
+        Ok(request) => request,
+        Err(error) => return BadRequest(error.to_string()).into_response(),
+    };
+    match pipeline.context(request).await {
+        Ok(context) => Json(context).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
 /// `POST /api/query`: SQL over the lake.
 #[utoipa::path(post, path = "/api/query", tag = "sql", request_body = QueryRequest, responses(
     (status = 200, description = "the seed's results and executionTime, with the result's own fields", body = QueryAnswer),
@@ -426,15 +453,19 @@ pub(super) struct ExportParams {
     sql: String,
     /// The table version to query (time travel); the latest when absent.
     version: Option<u64>,
-    /// `csv` (default) or `json`.
+    /// `csv` (default), `json` (the API's answer, up to the row cap), `ndjson` or `parquet`.
     format: Option<String>,
 }
 
-/// `GET /api/export?sql=...&format=csv|json`: a query's result as a download.
+/// `GET /api/export?sql=...&format=csv|json|ndjson|parquet`: a query's result as a download.
+/// CSV, NDJSON and Parquet stream as the query runs, with no row cap; a query past its time
+/// limit or the export byte limit breaks the download off rather than end it as if whole.
 #[utoipa::path(get, path = "/api/export", tag = "sql", params(ExportParams), responses(
     (status = 200, description = "the result as an attachment", content(
         (String = "text/csv"),
         (QueryResult = "application/json"),
+        (String = "application/x-ndjson"),
+        (String = "application/vnd.apache.parquet"),
     )),
     (status = 400, description = "a bad query or format", body = ErrorAnswer),
     (status = 429, description = "as many queries as may run at once are running", body = ErrorAnswer),
@@ -449,8 +480,11 @@ pub(super) async fn export(
         Some(name) => match ExportFormat::parse(name) {
             Some(format) => format,
             None => {
-                return BadRequest(format!("unknown format {name:?}: use csv or json"))
-                    .into_response()
+                return BadRequest(format!(
+                    "unknown format {name:?}: use {}",
+                    ExportFormat::NAMES
+                ))
+                .into_response()
             }
         },
     };
@@ -460,17 +494,23 @@ pub(super) async fn export(
         id: None,
     };
     match pipeline.export(&request, format).await {
-        Ok(export) => (
-            [
-                (header::CONTENT_TYPE, export.content_type.to_owned()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{}\"", export.file_name),
-                ),
-            ],
-            export.body,
-        )
-            .into_response(),
+        Ok(export) => {
+            let body = match export.body {
+                ExportBody::Whole(bytes) => Body::from(bytes),
+                ExportBody::Streamed(chunks) => Body::from_stream(ReceiverStream::new(chunks)),
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, export.content_type.to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}\"", export.file_name),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
         Err(error) => error.into_response(),
     }
 }
@@ -494,6 +534,132 @@ pub(super) async fn lake_history(
     let limit = params.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
     match pipeline.table_versions(limit).await {
         Ok(versions) => Json(versions).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+impl IntoResponse for SavedQueryError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            SavedQueryError::NotFound(_) => StatusCode::NOT_FOUND,
+            SavedQueryError::NameTaken(_) | SavedQueryError::Full => StatusCode::CONFLICT,
+            error if error.is_client_error() => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error_response(status, self.to_string())
+    }
+}
+
+/// A query to keep under a name.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewSavedQuery {
+    /// Unique, whatever the case; 1 to 200 characters.
+    name: String,
+    sql: String,
+    /// The table version it reads; the latest when absent.
+    version: Option<u64>,
+}
+
+/// What to change of a saved query; what is left out stays.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct SavedQueryPatch {
+    name: Option<String>,
+    sql: Option<String>,
+    /// The table version it reads; `null` for the latest.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    version: Option<Option<u64>>,
+}
+
+/// A member that is present, `null` included, as `Some`: absent stays None.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+/// `GET /api/saved-queries`: every saved query, by name.
+#[utoipa::path(get, path = "/api/saved-queries", tag = "sql", responses(
+    (status = 200, description = "the saved queries, by name", body = Vec<SavedQuery>),
+))]
+pub(super) async fn saved_queries(State(pipeline): State<Arc<Pipeline>>) -> Json<Vec<SavedQuery>> {
+    Json(pipeline.saved_queries())
+}
+
+/// `POST /api/saved-queries`: keeps a query under a name; `/query?saved={id}` shows it.
+#[utoipa::path(post, path = "/api/saved-queries", tag = "sql", request_body = NewSavedQuery, responses(
+    (status = 201, description = "saved, with its number", body = SavedQuery),
+    (status = 400, description = "a blank or overlong name or query", body = ErrorAnswer),
+    (status = 409, description = "the name is taken, or 1000 queries are saved", body = ErrorAnswer),
+    (status = 500, description = "the file could not be written; nothing changed", body = ErrorAnswer),
+))]
+pub(super) async fn save_query(
+    State(pipeline): State<Arc<Pipeline>>,
+    Json(new): Json<NewSavedQuery>,
+) -> Response {
+    match pipeline.save_query(&new.name, &new.sql, new.version) {
+        Ok(saved) => (StatusCode::CREATED, Json(saved)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /api/saved-queries/{id}`.
+#[utoipa::path(get, path = "/api/saved-queries/{id}", tag = "sql",
+    params(("id" = u64, Path, description = "the saved query's number")),
+    responses(
+        (status = 200, description = "the saved query", body = SavedQuery),
+        (status = 404, description = "no saved query has that number", body = ErrorAnswer),
+))]
+pub(super) async fn saved_query(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(id): Path<u64>,
+) -> Response {
+    match pipeline.saved_query(id) {
+        Ok(saved) => Json(saved).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `PATCH /api/saved-queries/{id}`: renames or rewrites a saved query; its number, and so its
+/// link, stays.
+#[utoipa::path(patch, path = "/api/saved-queries/{id}", tag = "sql",
+    params(("id" = u64, Path, description = "the saved query's number")),
+    request_body = SavedQueryPatch,
+    responses(
+        (status = 200, description = "the saved query as it now is", body = SavedQuery),
+        (status = 400, description = "a blank or overlong name or query", body = ErrorAnswer),
+        (status = 404, description = "no saved query has that number", body = ErrorAnswer),
+        (status = 409, description = "another saved query has that name", body = ErrorAnswer),
+        (status = 500, description = "the file could not be written; nothing changed", body = ErrorAnswer),
+))]
+pub(super) async fn change_saved_query(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(id): Path<u64>,
+    Json(patch): Json<SavedQueryPatch>,
+) -> Response {
+    let change = SavedQueryChange {
+        name: patch.name,
+        sql: patch.sql,
+        version: patch.version,
+    };
+    match pipeline.change_saved_query(id, change) {
+        Ok(saved) => Json(saved).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `DELETE /api/saved-queries/{id}`: 204, or 404 if none has that number.
+#[utoipa::path(delete, path = "/api/saved-queries/{id}", tag = "sql",
+    params(("id" = u64, Path, description = "the saved query's number")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no saved query has that number", body = ErrorAnswer),
+        (status = 500, description = "the file could not be written; nothing changed", body = ErrorAnswer),
+))]
+pub(super) async fn delete_saved_query(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(id): Path<u64>,
+) -> Response {
+    match pipeline.delete_saved_query(id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => error.into_response(),
     }
 }

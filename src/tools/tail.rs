@@ -83,14 +83,9 @@ fn load(state: &Path) -> anyhow::Result<Positions> {
 
 /// Writes the positions whole or not at all: a crash mid-write leaves the previous ones.
 fn save(state: &Path, positions: &Positions) -> anyhow::Result<()> {
-    let temporary = state.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&temporary)?;
-        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(positions)?)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, state)
-    };
-    write().with_context(|| format!("saving the tail positions in {}", state.display()))
+    let json = serde_json::to_vec_pretty(positions)?;
+    crate::files::replace(state, &json)
+        .with_context(|| format!("saving the tail positions in {}", state.display()))
 }
 
 /// One file followed by name.

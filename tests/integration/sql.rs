@@ -278,3 +278,194 @@ async fn metrics_frames_within(sse: &mut reqwest::Response, window: Duration) ->
     .await;
     text.matches("event: metrics").count()
 }
+
+/// Context as Loki gives it: the events just before and after an instant, from the lake, of
+/// one source (a name with a quote in it reaches SQL as a name, not as SQL), or of one session.
+#[tokio::test]
+async fn a_context_is_the_events_around_an_instant_from_one_source_or_session() {
+    let (server, client) = Server::ready(&[("DEMO", "0")]).await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-05T06:00:00Z").unwrap();
+    let at = |i: i64| (t0 + chrono::Duration::seconds(i)).to_rfc3339();
+    let mut events = Vec::new();
+    for i in 0..30 {
+        let session = if i % 2 == 0 { "s-even" } else { "s-odd" };
+        events.push(
+            json!({ "timestamp": at(i), "source": "o'brien", "endpoint": format!("/c/{i}"),
+                    "status": 200, "sessionId": session })
+            .to_string()
+            .into_bytes(),
+        );
+        events.push(
+            json!({ "timestamp": at(i), "source": "other", "endpoint": format!("/x/{i}"), "status": 200 })
+                .to_string()
+                .into_bytes(),
+        );
+    }
+    produce_with_rdkafka(&server.brokers(), &events).await;
+    eventually(
+        Duration::from_secs(60),
+        "the events in SQL",
+        &server,
+        || async {
+            let (status, answer) = sql(&client, &server, "SELECT count(*) FROM logs").await;
+            (status == 200 && answer["rows"][0][0] == 60).then_some(())
+        },
+    )
+    .await;
+
+    let context = |query: String| {
+        let client = client.clone();
+        let url = server.url(&format!("/api/context?{query}"));
+        async move {
+            let response = client.get(url).send().await.expect("context request");
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.expect("json"),
+            )
+        }
+    };
+    let endpoints_and_places = |context: &Value| -> Vec<(String, String)> {
+        context["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| {
+                assert_eq!(l["committed"], true, "{l}");
+                (
+                    l["event"]["endpoint"].as_str().unwrap().to_owned(),
+                    l["place"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expected = |numbers: &[i64], anchor: i64| -> Vec<(String, String)> {
+        numbers
+            .iter()
+            .map(|&i| {
+                let place = match i.cmp(&anchor) {
+                    std::cmp::Ordering::Less => "before",
+                    std::cmp::Ordering::Equal => "anchor",
+                    std::cmp::Ordering::Greater => "after",
+                };
+                (format!("/c/{i}"), place.to_owned())
+            })
+            .collect()
+    };
+    let instant = urlencoding(&at(15));
+    let (status, whole) = context(format!("source=o%27brien&at={instant}&lines=5")).await;
+    assert_eq!(status, 200, "{whole}");
+    assert_eq!(
+        endpoints_and_places(&whole),
+        expected(&[10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], 15)
+    );
+    let (_, session) = context(format!(
+        "source=o%27brien&at={instant}&lines=3&session=s-odd"
+    ))
+    .await;
+    assert_eq!(
+        endpoints_and_places(&session),
+        expected(&[9, 11, 13, 15, 17, 19, 21], 15)
+    );
+    // Near the end of the source's events there is less after; past them, no anchor.
+    let (_, late) = context(format!(
+        "source=o%27brien&at={}&lines=5",
+        urlencoding(&at(40))
+    ))
+    .await;
+    assert_eq!(
+        endpoints_and_places(&late),
+        expected(&[24, 25, 26, 27, 28, 29], 40)
+    );
+    let (status, refused) = context("source=o%27brien&at=soon".into()).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("soon"),
+        "{refused}"
+    );
+}
+
+fn urlencoding(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Downloads stream past the row cap in every streamed format, and an export that overruns
+/// the time limit (here: a client that does not read) breaks off, never ending as if whole.
+#[tokio::test]
+async fn exports_stream_past_the_row_cap_and_an_overrun_breaks_the_download_off() {
+    const ROWS: usize = 25_000;
+    let (server, client) = Server::ready(&[("QUERY_TIMEOUT_SECS", "5"), ("DEMO", "0")]).await;
+    let export = |sql: &str, format: &str| {
+        let url = server.url(&format!(
+            "/api/export?sql={}&format={format}",
+            urlencoding(sql)
+        ));
+        let client = client.clone();
+        async move { client.get(url).send().await.expect("export request") }
+    };
+    let series = format!("SELECT value FROM generate_series(1, {ROWS}) ORDER BY value");
+
+    let csv = export(&series, "csv").await;
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), ROWS + 1, "a header and every row");
+    assert_eq!((lines[0], lines[ROWS]), ("value", "25000"));
+
+    let ndjson = export(&series, "ndjson").await.text().await.unwrap();
+    let values: Vec<u64> = ndjson
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["value"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, (1..=ROWS as u64).collect::<Vec<_>>());
+
+    let parquet = export(&series, "parquet").await;
+    assert_eq!(
+        parquet.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
+    let parquet = parquet.bytes().await.unwrap();
+    let batches: Vec<_> =
+        deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), ROWS);
+
+    // The JSON answer keeps the row cap; a query that cannot run is refused before any byte.
+    let json: Value = export(&series, "json").await.json().await.unwrap();
+    assert_eq!(
+        (json["rowCount"].as_u64(), &json["truncated"]),
+        (Some(10_000), &json!(true))
+    );
+    let refused = export("SELECT nope FROM logs", "parquet").await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("nope"));
+
+    // Headers come at once; the client then reads nothing past the time limit.
+    let endless = export("SELECT value FROM generate_series(1, 100000000000)", "csv").await;
+    assert_eq!(endless.status(), 200);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut body = endless.bytes_stream();
+    let mut read = 0;
+    let ended = loop {
+        match futures::StreamExt::next(&mut body).await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            Some(Err(error)) => break Err(error),
+            None => break Ok(()),
+        }
+    };
+    assert!(
+        ended.is_err(),
+        "the overrun export ended as if whole after {read} bytes"
+    );
+    // The server is none the worse.
+    let (status, _) = sql(&client, &server, "SELECT 1").await;
+    assert_eq!(status, 200);
+}

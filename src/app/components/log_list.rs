@@ -1,6 +1,8 @@
-//! The live tail, newest first. Click a line (or press Enter on it) for its full JSON.
+//! The live tail, newest first. Click a line (or press Enter on it) for its full JSON and the
+//! links to its context.
 
 use crate::app::format;
+use crate::context::{ContextRequest, Place};
 use crate::model::LiveEvent;
 use leptos::prelude::*;
 
@@ -27,9 +29,24 @@ pub fn LogList(
     }
 }
 
+/// One event; `open` is the number of the line showing its detail. On a context page, `place`
+/// marks the anchor, and `committed` false an event no commit holds yet.
 #[component]
-fn LogLine(live: LiveEvent, open: RwSignal<Option<u64>>) -> impl IntoView {
+pub fn LogLine(
+    live: LiveEvent,
+    open: RwSignal<Option<u64>>,
+    #[prop(optional)] place: Option<Place>,
+    #[prop(default = true)] committed: bool,
+) -> impl IntoView {
     let LiveEvent { seq, event } = live;
+    let marks = [
+        match place {
+            Some(Place::Anchor) => "anchor",
+            _ => "",
+        },
+        if committed { "" } else { "uncommitted" },
+    ]
+    .join(" ");
     let is_open = move || open.get() == Some(seq);
     let toggle = move |_| open.update(|o| *o = if *o == Some(seq) { None } else { Some(seq) });
     let level = event.level.to_lowercase();
@@ -38,12 +55,25 @@ fn LogLine(live: LiveEvent, open: RwSignal<Option<u64>>) -> impl IntoView {
         move || {
             is_open().then(|| {
                 let json = serde_json::to_string_pretty(&event).unwrap_or_default();
-                view! { <pre class="event-json" data-testid="event-json">{json}</pre> }
+                let context = ContextRequest::around(&event);
+                let in_session = event
+                    .session_id
+                    .clone()
+                    .map(|s| context.in_session(Some(s)).href());
+                view! {
+                    <div class="event-detail">
+                        <nav class="context-links" aria-label="Context">
+                            <a href=context.href() data-testid="context-link">"Context"</a>
+                            {in_session.map(|href| view! { <a href=href data-testid="session-context-link">"Session context"</a> })}
+                        </nav>
+                        <pre class="event-json" data-testid="event-json">{json}</pre>
+                    </div>
+                }
             })
         }
     };
     view! {
-        <li data-seq=seq>
+        <li data-seq=seq class=marks.trim().to_owned()>
             <button type="button" class=format!("logline {level}") aria-expanded=move || is_open().to_string() on:click=toggle>
                 <time>{event.timestamp.format("%H:%M:%S%.3f").to_string()}</time>
                 <span class="level">{event.level}</span>

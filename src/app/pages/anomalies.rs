@@ -5,6 +5,7 @@ use crate::app::components::{anomaly_list::shown, status_bar::StatusBar};
 use crate::app::live::{connect, LiveSignals};
 use crate::app::pages::query::query_href;
 use crate::app::server_fns::get_anomalies;
+use crate::context::sql_string;
 use crate::model::{AnomaliesSnapshot, Anomaly, AnomalyKind, LogFilter};
 use chrono::Duration;
 use leptos::prelude::*;
@@ -36,7 +37,7 @@ fn sql_for(anomaly: &Anomaly) -> String {
         .map_or_else(chrono::Utc::now, |t| t + Duration::minutes(CONTEXT_MINUTES))
         .to_rfc3339();
     let endpoint = endpoint_of(anomaly)
-        .map(|e| format!("\n  AND endpoint = '{}'", e.replace('\'', "''")))
+        .map(|e| format!("\n  AND endpoint = {}", sql_string(e)))
         .unwrap_or_default();
     format!(
         "SELECT date_trunc('minute', timestamp) AS minute,\n       count(*) AS requests,\n       sum(CASE WHEN status >= 500 OR level = 'ERROR' THEN 1 ELSE 0 END) AS errors,\n       approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95_ms\nFROM logs\nWHERE timestamp BETWEEN '{from}' AND '{to}'{endpoint}\nGROUP BY 1\nORDER BY 1"

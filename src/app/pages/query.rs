@@ -1,16 +1,21 @@
 //! `/query`: the SQL workbench. The query and the table version live in the URL, and the
 //! server renders the result, so a link to a query is a report anyone can open.
 
+use crate::app::completion;
 use crate::app::components::charts::ResultChart;
 use crate::app::components::result_table::ResultTable;
 use crate::app::components::sql_editor::SqlEditor;
 use crate::app::format;
-use crate::app::server_fns::{cancel_query, get_workbench, run_query};
-use crate::model::WorkbenchInfo;
+use crate::app::server_fns::{
+    cancel_query, get_saved_query, get_workbench, run_query, DeleteSavedQuery, RenameSavedQuery,
+    SaveQuery, UpdateSavedQuery,
+};
+use crate::model::{QueryResult, SavedQuery, WorkbenchInfo};
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::Form;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The workbench's sample questions (name, SQL): the cluster tests ask them too.
@@ -69,6 +74,21 @@ fn next_query_id() -> String {
     )
 }
 
+/// What the workbench shows: the query and version the URL asks for (or its saved query's),
+/// the saved query it is, and the answer.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Shown {
+    sql: String,
+    version: Option<u64>,
+    saved: Option<SavedQuery>,
+    answer: Result<Option<QueryResult>, String>,
+}
+
+/// The saved query's own link: it shows the latest SQL saved under the number.
+pub fn saved_href(id: u64) -> String {
+    format!("/query?saved={id}")
+}
+
 #[component]
 pub fn QueryPage() -> impl IntoView {
     let query = use_query_map();
@@ -78,30 +98,77 @@ pub fn QueryPage() -> impl IntoView {
         let version = query
             .get("version")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        (sql, version)
+        let saved = query
+            .get("saved")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        (sql, version, saved)
     });
     // The id of the query in flight, so it can be cancelled.
     let running = RwSignal::new(None::<String>);
-    let result = Resource::new_blocking(
+    let shown = Resource::new_blocking(
         move || asked.get(),
-        move |(sql, version)| async move {
-            if sql.trim().is_empty() {
-                return Ok(None);
-            }
-            let id = next_query_id();
-            // Only a browser can cancel; the server renders the finished page.
-            let cancellable = cfg!(feature = "hydrate");
-            if cancellable {
-                running.set(Some(id.clone()));
-            }
-            let answer = run_query(sql, version, Some(id)).await;
-            if cancellable {
-                running.set(None);
-            }
-            answer.map(Some)
+        move |(sql, version, saved)| async move {
+            let saved = match saved {
+                Some(id) => Some(get_saved_query(id).await.map_err(|e| e.to_string())?),
+                None => None,
+            };
+            // SQL in the URL beside a saved query is an edit of it; without, the saved SQL runs.
+            let (sql, version) = match &saved {
+                Some(query) if sql.trim().is_empty() => (query.sql.clone(), query.version),
+                _ => (sql, version),
+            };
+            let answer = if sql.trim().is_empty() {
+                Ok(None)
+            } else {
+                let id = next_query_id();
+                // Only a browser can cancel; the server renders the finished page.
+                let cancellable = cfg!(feature = "hydrate");
+                if cancellable {
+                    running.set(Some(id.clone()));
+                }
+                let answer = run_query(sql.clone(), version, Some(id)).await;
+                if cancellable {
+                    running.set(None);
+                }
+                answer.map(Some).map_err(|e| e.to_string())
+            };
+            Ok::<_, String>(Shown {
+                sql,
+                version,
+                saved,
+                answer,
+            })
         },
     );
-    let info = Resource::new_blocking(move || asked.get(), |_| get_workbench());
+    let save = ServerAction::<SaveQuery>::new();
+    let rename = ServerAction::<RenameSavedQuery>::new();
+    let update = ServerAction::<UpdateSavedQuery>::new();
+    let delete = ServerAction::<DeleteSavedQuery>::new();
+    // A query just saved is opened under its own link.
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(saved)) = save.value().get() {
+            navigate(&saved_href(saved.id), Default::default());
+        }
+    });
+    let info = Resource::new_blocking(
+        move || {
+            (
+                asked.get(),
+                rename.version().get(),
+                update.version().get(),
+                delete.version().get(),
+            )
+        },
+        |_| get_workbench(),
+    );
+    // What the editor completes words to, once the schema has come.
+    let vocabulary = Memo::new(move |_| {
+        info.get()
+            .and_then(Result::ok)
+            .map(|info| completion::vocabulary(&info.tables, &info.columns, &info.functions))
+            .unwrap_or_default()
+    });
     let cancel = move |_| {
         if let Some(id) = running.get_untracked() {
             spawn_local(async move {
@@ -109,43 +176,46 @@ pub fn QueryPage() -> impl IntoView {
             });
         }
     };
+    let failed = |action: &'static str, value: Option<Result<SavedQuery, ServerFnError>>| {
+        match value {
+            Some(Err(error)) => Some(
+                view! { <p class="error" data-testid="saved-error">{format!("Could not {action}: {error}")}</p> },
+            ),
+            _ => None,
+        }
+    };
     view! {
         <div class="workbench">
             <section class="panel editor-panel" aria-label="Query">
                 <h2>"SQL workbench"</h2>
-                {move || {
-                    let (sql, version) = asked.get();
-                    let initial = if sql.is_empty() { DEFAULT_QUERY.to_owned() } else { sql };
-                    view! {
-                        <Form method="GET" action="/query">
-                            <SqlEditor initial />
-                            <div class="editor-actions">
-                                <button type="submit" data-testid="sql-run">"Run"</button>
-                                <span class="hint">"Ctrl/⌘ + Enter"</span>
-                                <label>
-                                    "Table version "
-                                    <input
-                                        type="number"
-                                        name="version"
-                                        min="0"
-                                        placeholder="latest"
-                                        value=version.map(|v| v.to_string())
-                                        data-testid="sql-version"
-                                    />
-                                </label>
-                                <Show when=move || running.get().is_some()>
-                                    <button type="button" class="secondary" on:click=cancel data-testid="sql-cancel">
-                                        "Cancel"
-                                    </button>
-                                </Show>
-                            </div>
-                        </Form>
-                    }
-                }}
                 <Transition fallback=|| view! { <p class="hint">"Running…"</p> }>
                     {move || Suspend::new(async move {
-                        let (sql, version) = asked.get_untracked();
-                        match result.await {
+                        let shown = match shown.await {
+                            Ok(shown) => shown,
+                            Err(error) => return view! { <p class="error" data-testid="sql-error">{error}</p> }.into_any(),
+                        };
+                        let Shown { sql, version, saved, answer } = shown;
+                        let initial = if sql.is_empty() { DEFAULT_QUERY.to_owned() } else { sql.clone() };
+                        let saved_line = saved.clone().map(|query| {
+                            let edited = query.sql != sql || query.version != version;
+                            let sql = sql.clone();
+                            view! {
+                                <p class="saved-query">
+                                    "Saved query "
+                                    <a href=saved_href(query.id) data-testid="saved-name">{query.name.clone()}</a>
+                                    {edited.then(|| view! {
+                                        " · edited · "
+                                        <ActionForm action=update attr:class="inline">
+                                            <input type="hidden" name="id" value=query.id.to_string() />
+                                            <input type="hidden" name="sql" value=sql.clone() />
+                                            {version.map(|v| view! { <input type="hidden" name="version" value=v.to_string() /> })}
+                                            <button type="submit" class="secondary" data-testid="saved-update">"Update saved query"</button>
+                                        </ActionForm>
+                                    })}
+                                </p>
+                            }
+                        });
+                        let result = match answer {
                             Ok(None) => view! { <p class="hint">"Write a query over " <code>"logs"</code> " and run it."</p> }.into_any(),
                             Ok(Some(answer)) => view! {
                                 <p class="downloads">
@@ -153,15 +223,56 @@ pub fn QueryPage() -> impl IntoView {
                                     " · "
                                     <a href=export_href(&sql, version, "json") download data-testid="download-json">"JSON"</a>
                                     " · "
+                                    <a href=export_href(&sql, version, "ndjson") download data-testid="download-ndjson">"NDJSON"</a>
+                                    " · "
+                                    <a href=export_href(&sql, version, "parquet") download data-testid="download-parquet">"Parquet"</a>
+                                    " · "
                                     <a href=query_href(&sql, version) data-testid="permalink">"permalink"</a>
                                     {version.map(|v| format!(" · table version {v}"))}
                                 </p>
+                                <ActionForm action=save attr:class="save-query">
+                                    <input type="hidden" name="sql" value=sql.clone() />
+                                    {version.map(|v| view! { <input type="hidden" name="version" value=v.to_string() /> })}
+                                    <input type="text" name="name" required placeholder="Name this query" aria-label="Name" data-testid="save-name" />
+                                    <button type="submit" class="secondary" data-testid="save-query">"Save"</button>
+                                </ActionForm>
+                                {move || failed("save", save.value().get())}
                                 <ResultChart result=answer.clone() />
                                 <ResultTable result=answer />
                             }
                             .into_any(),
-                            Err(error) => view! { <p class="error" data-testid="sql-error">{error.to_string()}</p> }.into_any(),
+                            Err(error) => view! { <p class="error" data-testid="sql-error">{error}</p> }.into_any(),
+                        };
+                        view! {
+                            {saved_line}
+                            <Form method="GET" action="/query">
+                                <SqlEditor initial vocabulary=Signal::from(vocabulary) />
+                                {saved.map(|q| view! { <input type="hidden" name="saved" value=q.id.to_string() /> })}
+                                <div class="editor-actions">
+                                    <button type="submit" data-testid="sql-run">"Run"</button>
+                                    <span class="hint">"Ctrl/⌘ + Enter"</span>
+                                    <label>
+                                        "Table version "
+                                        <input
+                                            type="number"
+                                            name="version"
+                                            min="0"
+                                            placeholder="latest"
+                                            value=version.map(|v| v.to_string())
+                                            data-testid="sql-version"
+                                        />
+                                    </label>
+                                    <Show when=move || running.get().is_some()>
+                                        <button type="button" class="secondary" on:click=cancel data-testid="sql-cancel">
+                                            "Cancel"
+                                        </button>
+                                    </Show>
+                                </div>
+                            </Form>
+                            {move || failed("update the saved query", update.value().get())}
+                            {result}
                         }
+                        .into_any()
                     })}
                 </Transition>
             </section>
@@ -169,19 +280,50 @@ pub fn QueryPage() -> impl IntoView {
                 <Transition fallback=|| view! { <p class="hint">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match info.await {
-                            Ok(info) => view! { <Sidebar info /> }.into_any(),
+                            Ok(info) => view! { <Sidebar info rename delete /> }.into_any(),
                             Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                         }
                     })}
                 </Transition>
+                {move || failed("rename the saved query", rename.value().get())}
             </aside>
         </div>
     }
 }
 
 #[component]
-fn Sidebar(info: WorkbenchInfo) -> impl IntoView {
+fn Sidebar(
+    info: WorkbenchInfo,
+    rename: ServerAction<RenameSavedQuery>,
+    delete: ServerAction<DeleteSavedQuery>,
+) -> impl IntoView {
     view! {
+        <h3>"Saved queries"</h3>
+        <ul class="saved" data-testid="saved-queries">
+            {info
+                .saved
+                .into_iter()
+                .map(|query| {
+                    view! {
+                        <li>
+                            <a href=saved_href(query.id) title=query.sql.clone() data-testid="saved-link">{query.name.clone()}</a>
+                            <details>
+                                <summary aria-label=format!("Rename or delete {}", query.name)>"…"</summary>
+                                <ActionForm action=rename attr:class="inline">
+                                    <input type="hidden" name="id" value=query.id.to_string() />
+                                    <input type="text" name="name" required value=query.name.clone() aria-label="New name" data-testid="rename-name" />
+                                    <button type="submit" class="secondary" data-testid="rename-query">"Rename"</button>
+                                </ActionForm>
+                                <ActionForm action=delete attr:class="inline">
+                                    <input type="hidden" name="id" value=query.id.to_string() />
+                                    <button type="submit" class="secondary" data-testid="delete-query">"Delete"</button>
+                                </ActionForm>
+                            </details>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
         <h3>"Table " <code>"logs"</code></h3>
         <ul class="schema" data-testid="schema">
             {info

@@ -5,6 +5,10 @@
 
 mod built_values;
 pub mod cluster;
+mod export;
+
+pub use export::{Export, ExportBody, ExportFormat};
+pub mod saved;
 pub mod snapshot_scan;
 
 use crate::model::{
@@ -34,7 +38,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use url::Url;
 
@@ -59,6 +63,33 @@ fn query_runtime() -> &'static tokio::runtime::Runtime {
 /// The names the table answers to.
 pub const TABLE: &str = "logs";
 const SCHEMA_ALIAS: &str = "delta_lake";
+
+/// The names the table answers to, as queries write them.
+pub fn table_names() -> Vec<String> {
+    vec![TABLE.to_owned(), format!("{SCHEMA_ALIAS}.{TABLE}")]
+}
+
+/// Every function a query may call (DataFusion's and those [`add_functions`] adds), by name.
+pub fn function_names() -> Vec<String> {
+    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let ctx = SessionContext::new();
+        if let Err(error) = add_functions(&ctx) {
+            tracing::warn!(%error, "listing the functions without lakepulse's own");
+        }
+        let state = ctx.state();
+        let mut names: Vec<String> = state
+            .scalar_functions()
+            .keys()
+            .chain(state.aggregate_functions().keys())
+            .chain(state.window_functions().keys())
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    });
+    NAMES.clone()
+}
 
 /// Why a query gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +125,11 @@ pub enum QueryError {
     /// The result could not be written as the download asked for.
     #[error("could not write the result as {0}: {1}")]
     Export(&'static str, String),
+    /// A download passed the most an export may write.
+    #[error(
+        "the export passed {0} bytes, the most an export may write; ask for fewer rows or columns"
+    )]
+    ExportTooBig(u64),
 }
 
 impl QueryError {
@@ -105,7 +141,8 @@ impl QueryError {
             | QueryError::Timeout(_)
             | QueryError::Cancelled
             | QueryError::Busy(_)
-            | QueryError::NoSuchVersion(_) => true,
+            | QueryError::NoSuchVersion(_)
+            | QueryError::ExportTooBig(_) => true,
             QueryError::Table(_)
             | QueryError::Failed(_)
             | QueryError::Export(..)
@@ -126,6 +163,7 @@ impl QueryError {
             QueryError::Failed(_) => "failed",
             QueryError::ClusterDown(_) => "cluster_down",
             QueryError::Export(..) => "export_error",
+            QueryError::ExportTooBig(_) => "export_too_big",
         }
     }
 }
@@ -141,6 +179,10 @@ const ADMISSION_WAIT: Duration = Duration::from_secs(5);
 /// The most an answer holds, as the JSON it is sent as; past it the answer is cut, as past
 /// the row cap.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// The most one export writes, by default.
+const MAX_EXPORT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Encoded chunks of an export that wait for a slow client; then the query waits too.
+const EXPORT_CHUNKS_AHEAD: usize = 4;
 /// Rows encoded at a time, so an answer is cut close to its byte cap.
 const ENCODE_ROWS: usize = 256;
 
@@ -150,6 +192,7 @@ pub struct QueryEngine {
     table_url: Url,
     timeout: Duration,
     max_rows: usize,
+    max_export_bytes: u64,
     /// One budget for all queries together: N queries at once cannot hold N budgets.
     memory: Arc<dyn MemoryPool>,
     /// Where all queries together may spill, and how much; none by default.
@@ -165,6 +208,24 @@ pub struct QueryEngine {
     /// What the cluster's scheduler said when last asked.
     cluster_seen: Arc<RwLock<ClusterSeen>>,
     http: reqwest::Client,
+}
+
+/// A query ready to run: its SQL without the version clause, the version it reads, its place
+/// among the queries that may run at once (held until its work ends) and its session.
+struct Prepared {
+    sql: String,
+    version: Option<u64>,
+    admitted: OwnedSemaphorePermit,
+    ctx: SessionContext,
+}
+
+/// Reads only: DataFusion refuses DDL (CREATE EXTERNAL TABLE, ...), DML (INSERT, COPY) and
+/// statements (SET, ...) before planning anything.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// What a cluster's scheduler said when last asked.
@@ -184,6 +245,7 @@ impl QueryEngine {
             table_url,
             timeout: Duration::from_secs(30),
             max_rows: 10_000,
+            max_export_bytes: MAX_EXPORT_BYTES,
             memory: Arc::new(GreedyMemoryPool::new(512 * 1024 * 1024)),
             spill: Arc::new(
                 DiskManager::builder()
@@ -321,7 +383,8 @@ impl QueryEngine {
         self.running().remove(id).map(|q| q.abort()).is_some()
     }
 
-    pub async fn run(&self, request: &QueryRequest) -> Result<QueryResult, QueryError> {
+    /// The query's SQL and version, admitted to run, with a session over that version.
+    async fn prepare(&self, request: &QueryRequest) -> Result<Prepared, QueryError> {
         let (sql, version_in_sql) = take_version_clause(request.query.trim())?;
         if sql.is_empty() {
             return Err(QueryError::Empty);
@@ -337,25 +400,35 @@ impl QueryEngine {
         if let ClusterSeen::Unreachable(why) = self.cluster_seen() {
             return Err(QueryError::ClusterDown(why));
         }
-        let started = Instant::now();
         let admitted = tokio::time::timeout(ADMISSION_WAIT, self.admission.clone().acquire_owned())
             .await
             .map_err(|_| QueryError::Busy(self.concurrency))?
             .map_err(|_| QueryError::Busy(self.concurrency))?;
         let ctx = self.session(version).await?;
+        Ok(Prepared {
+            sql,
+            version,
+            admitted,
+            ctx,
+        })
+    }
+
+    /// Runs one query: its answer up to the row and byte caps.
+    pub async fn run(&self, request: &QueryRequest) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
+        let Prepared {
+            sql,
+            version,
+            admitted,
+            ctx,
+        } = self.prepare(request).await?;
         let max_rows = self.max_rows;
-        // Reads only: DataFusion refuses DDL (CREATE EXTERNAL TABLE, ...), DML (INSERT, COPY)
-        // and statements (SET, ...) before planning anything.
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
         let cluster = self.cluster.clone();
         let http = self.http.clone();
         let work = query_runtime().spawn(async move {
             // Held until the work itself ends, which may be after a timeout was answered.
             let _admitted = admitted;
-            let frame = ctx.sql_with_options(&sql, read_only).await?;
+            let frame = ctx.sql_with_options(&sql, read_only()).await?;
             let columns: Vec<String> = frame
                 .schema()
                 .fields()
@@ -411,6 +484,87 @@ impl QueryEngine {
         result.version = version;
         result.engine = self.engine();
         Ok(result)
+    }
+
+    /// Runs a query for a download. CSV, NDJSON and Parquet are encoded batch by batch as it
+    /// runs, with no row cap, within the time limit and the export byte limit; JSON is the
+    /// API's answer. A query that cannot run fails here, before any byte is sent.
+    pub async fn export(
+        &self,
+        request: &QueryRequest,
+        format: ExportFormat,
+    ) -> Result<Export, QueryError> {
+        if format == ExportFormat::Json {
+            return format.whole(&self.run(request).await?);
+        }
+        let Prepared {
+            sql, admitted, ctx, ..
+        } = self.prepare(request).await?;
+        let (planned, plan_answer) = tokio::sync::oneshot::channel();
+        let (chunks, body) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_AHEAD);
+        let (timeout, max_bytes) = (self.timeout, self.max_export_bytes);
+        let (cluster, http) = (self.cluster.clone(), self.http.clone());
+        let late = chunks.clone();
+        let work = async move {
+            let started = async {
+                let plan = ctx
+                    .sql_with_options(&sql, read_only())
+                    .await?
+                    .create_physical_plan()
+                    .await?;
+                let job = cluster.map(|cluster| cluster.job(&http, &plan));
+                let stream = execute_stream(plan, ctx.task_ctx())?;
+                let encoder = export::Encoder::new(format, &stream.schema())?;
+                Ok::<_, QueryError>((stream, job, encoder))
+            };
+            let (mut stream, job, mut encoder) = match started.await {
+                Ok(started) => {
+                    let _ = planned.send(Ok(()));
+                    started
+                }
+                Err(error) => {
+                    let _ = planned.send(Err(error));
+                    return;
+                }
+            };
+            let mut written = 0;
+            loop {
+                let chunk = match stream.try_next().await {
+                    Ok(Some(batch)) => encoder.write(&batch),
+                    Ok(None) => break,
+                    Err(error) => Err(error.into()),
+                };
+                let chunk = chunk.and_then(|bytes| {
+                    written += bytes.len() as u64;
+                    match written > max_bytes {
+                        true => Err(QueryError::ExportTooBig(max_bytes)),
+                        false => Ok(bytes),
+                    }
+                });
+                let failed = chunk.is_err();
+                // A client gone (its end dropped) stops the query with this stream.
+                if chunks.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+            let _ = chunks.send(encoder.finish()).await;
+            if let Some(job) = job {
+                job.answered();
+            }
+        };
+        query_runtime().spawn(async move {
+            let in_time = tokio::time::timeout(timeout, work).await;
+            // The query's place is given back before waiting on a slow client for the error.
+            drop(admitted);
+            if in_time.is_err() {
+                let _ = late.send(Err(QueryError::Timeout(timeout))).await;
+            }
+        });
+        match plan_answer.await {
+            Ok(Ok(())) => Ok(format.download(ExportBody::Streamed(body))),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(QueryError::Timeout(timeout)),
+        }
     }
 
     async fn open(&self, version: Option<u64>) -> Result<deltalake::DeltaTable, QueryError> {
@@ -598,87 +752,6 @@ impl QueryHistory {
             .take(limit)
             .cloned()
             .collect()
-    }
-}
-
-/// How a query's result is downloaded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// A header of column names, then one line per row (NULL as empty).
-    #[default]
-    Csv,
-    /// The result as the API answers it.
-    Json,
-}
-
-/// A query's result, rendered for download.
-pub struct Export {
-    /// The file's bytes.
-    pub body: Vec<u8>,
-    /// Its `Content-Type`.
-    pub content_type: &'static str,
-    /// Its file name.
-    pub file_name: String,
-}
-
-impl ExportFormat {
-    /// `csv` or `json`.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "csv" => Some(ExportFormat::Csv),
-            "json" => Some(ExportFormat::Json),
-            _ => None,
-        }
-    }
-
-    fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Csv => "csv",
-            ExportFormat::Json => "json",
-        }
-    }
-
-    /// `result` as a file of this format.
-    pub fn render(self, result: &QueryResult) -> Result<Export, QueryError> {
-        let failed = |e: String| QueryError::Export(self.extension(), e);
-        let (body, content_type) = match self {
-            ExportFormat::Json => (
-                serde_json::to_vec(result).map_err(|e| failed(e.to_string()))?,
-                "application/json",
-            ),
-            ExportFormat::Csv => (
-                to_csv(result).map_err(|e| failed(e.to_string()))?,
-                "text/csv; charset=utf-8",
-            ),
-        };
-        Ok(Export {
-            body,
-            content_type,
-            file_name: format!("lakepulse-query.{}", self.extension()),
-        })
-    }
-}
-
-fn to_csv(result: &QueryResult) -> Result<Vec<u8>, csv::Error> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(result.columns.iter().map(|c| inert_in_a_spreadsheet(c)))?;
-    for row in &result.rows {
-        writer.write_record(row.iter().map(|cell| match cell {
-            serde_json::Value::String(s) => inert_in_a_spreadsheet(s),
-            serde_json::Value::Null => String::new(),
-            other => other.to_string(),
-        }))?;
-    }
-    writer.into_inner().map_err(|e| e.into_error().into())
-}
-
-/// Text a spreadsheet would run as a formula (a logged path or user agent such as
-/// `=HYPERLINK(...)` is producer-controlled) starts with a quote, as OWASP advises; numbers,
-/// negative ones among them, are written as they are.
-fn inert_in_a_spreadsheet(text: &str) -> String {
-    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        true => format!("'{text}"),
-        false => text.to_owned(),
     }
 }
 
@@ -1082,28 +1155,6 @@ mod tests {
         let reopened = QueryHistory::open(path);
         let sqls: Vec<String> = reopened.recent(10).into_iter().map(|e| e.sql).collect();
         assert_eq!(sqls, ["SELECT 1", "SELECT 2"]);
-    }
-
-    #[test]
-    fn csv_cells_a_spreadsheet_would_run_are_made_inert() {
-        let result = QueryResult {
-            columns: vec!["endpoint".into(), "n".into()],
-            rows: vec![
-                vec!["=HYPERLINK(\"http://evil.example\")".into(), (-3).into()],
-                vec!["@SUM(A1)".into(), 1.into()],
-                vec!["/ok".into(), serde_json::Value::Null],
-            ],
-            row_count: 3,
-            execution_ms: 0.0,
-            truncated: false,
-            version: None,
-            engine: SqlEngine::InProcess,
-        };
-        let csv = String::from_utf8(to_csv(&result).unwrap()).unwrap();
-        assert_eq!(
-            csv,
-            "endpoint,n\n\"'=HYPERLINK(\"\"http://evil.example\"\")\",-3\n'@SUM(A1),1\n/ok,\n"
-        );
     }
 
     #[tokio::test]
