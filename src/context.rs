@@ -6,11 +6,13 @@
 //!
 //! The anchor is an instant, not a row: a row has no name a producer would know, and an
 //! instant with the source is what a user copies from a log line. Every event at that instant
-//! is an anchor. Context is sought within a day either side (a source silent for longer has
-//! no context worth the scan).
+//! is an anchor, to the microsecond (the lake's precision: a producer's nanoseconds are cut
+//! there, in the URL and in the live ring's events alike, or an event would not meet its own
+//! row). Context is sought within a day either side (a source silent for longer has no context
+//! worth the scan).
 
 use crate::model::LogEvent;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Events each side of the anchor unless asked otherwise.
@@ -54,7 +56,7 @@ impl ContextRequest {
     pub fn around(event: &LogEvent) -> Self {
         ContextRequest {
             source: event.source.clone(),
-            at: event.timestamp,
+            at: to_lake_precision(event.timestamp),
             session: None,
             lines: None,
         }
@@ -81,6 +83,7 @@ impl ContextRequest {
         let at = DateTime::parse_from_rfc3339(at.trim())
             .map_err(|_| ContextRequestError::BadTime(at.clone()))?
             .with_timezone(&Utc);
+        let at = to_lake_precision(at);
         let lines = given("lines")
             .map(|l| {
                 l.trim()
@@ -153,6 +156,11 @@ fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// An instant as the lake keeps it: to the microsecond.
+fn to_lake_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
 /// `text` as an SQL string literal.
 pub fn sql_string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -205,6 +213,10 @@ impl LogContext {
             let lake_reaches = lake.iter().map(|e| e.timestamp).max();
             let mut uncommitted: Vec<LogEvent> = ring
                 .into_iter()
+                .map(|mut e| {
+                    e.timestamp = to_lake_precision(e.timestamp);
+                    e
+                })
                 .filter(|e| request.selects(e) && lake_reaches.is_none_or(|t| e.timestamp > t))
                 .collect();
             uncommitted.sort_by_key(|e| e.timestamp);
@@ -366,6 +378,25 @@ mod tests {
                 ("/c", Place::After, false),
             ]
         );
+    }
+
+    #[test]
+    fn nanoseconds_are_cut_to_the_lakes_microseconds_so_an_event_meets_its_own_row() {
+        let nanos = |n: u32| at(10) + chrono::Duration::nanoseconds(i64::from(n));
+        let mut anchor = event(10, "web", "/anchor");
+        anchor.timestamp = nanos(299_236_087);
+        let asked = ContextRequest::around(&anchor);
+        assert_eq!(asked.at, nanos(299_236_000));
+        assert!(
+            asked.href().contains("at=2025-12-05T02%3A00%3A10.299236Z"),
+            "{}",
+            asked.href()
+        );
+        // The ring's copy of a committed event is that event, not one more after it.
+        let mut committed = anchor.clone();
+        committed.timestamp = nanos(299_236_000);
+        let context = LogContext::assemble(asked, vec![committed], vec![anchor]);
+        assert_eq!(endpoints(&context), [("/anchor", Place::Anchor, true)]);
     }
 
     #[test]

@@ -101,51 +101,67 @@ pub async fn get_saved_query(id: u64) -> Result<SavedQuery, ServerFnError> {
         .map_err(|e| ServerFnError::new(e.to_string()))
 }
 
-/// Keeps `sql` (reading `version`) under `name`.
+/// What a workbench form asks of the saved queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SavedQueryEdit {
+    /// Keep `sql` (reading `version`) under `name`.
+    Save,
+    /// Give query `id` the name `name`.
+    Rename,
+    /// Make `sql` (reading `version`) query `id`'s SQL.
+    Update,
+    /// Delete query `id`.
+    Delete,
+}
+
+/// What an edit of the saved queries did: the query as it now is (none once deleted).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedQueryEdited {
+    pub edit: SavedQueryEdit,
+    pub query: Option<SavedQuery>,
+}
+
+/// Saves, renames, updates or deletes a saved query, as `edit` says: one server function for
+/// the workbench's forms (each function costs the page's bundle its own code).
 #[server]
-pub async fn save_query(
-    name: String,
-    sql: String,
+pub async fn edit_saved_query(
+    edit: SavedQueryEdit,
+    id: Option<u64>,
+    name: Option<String>,
+    sql: Option<String>,
     version: Option<u64>,
-) -> Result<SavedQuery, ServerFnError> {
-    pipeline()
-        .save_query(&name, &sql, version)
-        .map_err(|e| ServerFnError::new(e.to_string()))
-}
-
-/// Renames a saved query.
-#[server]
-pub async fn rename_saved_query(id: u64, name: String) -> Result<SavedQuery, ServerFnError> {
-    let change = crate::pipeline::query::saved::SavedQueryChange {
-        name: Some(name),
-        ..Default::default()
-    };
-    pipeline()
-        .change_saved_query(id, change)
-        .map_err(|e| ServerFnError::new(e.to_string()))
-}
-
-/// Replaces a saved query's SQL (and the version it reads) with what was last run.
-#[server]
-pub async fn update_saved_query(
-    id: u64,
-    sql: String,
-    version: Option<u64>,
-) -> Result<SavedQuery, ServerFnError> {
-    let change = crate::pipeline::query::saved::SavedQueryChange {
-        sql: Some(sql),
-        version: Some(version),
-        ..Default::default()
-    };
-    pipeline()
-        .change_saved_query(id, change)
-        .map_err(|e| ServerFnError::new(e.to_string()))
-}
-
-/// Deletes a saved query.
-#[server]
-pub async fn delete_saved_query(id: u64) -> Result<(), ServerFnError> {
-    pipeline()
-        .delete_saved_query(id)
-        .map_err(|e| ServerFnError::new(e.to_string()))
+) -> Result<SavedQueryEdited, ServerFnError> {
+    use crate::pipeline::query::saved::SavedQueryChange;
+    let pipeline = pipeline();
+    let id = || id.ok_or_else(|| ServerFnError::new("the saved query's number is missing"));
+    let query = match edit {
+        SavedQueryEdit::Save => Some(pipeline.save_query(
+            name.as_deref().unwrap_or_default(),
+            sql.as_deref().unwrap_or_default(),
+            version,
+        )),
+        SavedQueryEdit::Rename => Some(pipeline.change_saved_query(
+            id()?,
+            SavedQueryChange {
+                name: Some(name.unwrap_or_default()),
+                ..SavedQueryChange::default()
+            },
+        )),
+        SavedQueryEdit::Update => Some(pipeline.change_saved_query(
+            id()?,
+            SavedQueryChange {
+                sql: Some(sql.unwrap_or_default()),
+                version: Some(version),
+                ..SavedQueryChange::default()
+            },
+        )),
+        SavedQueryEdit::Delete => pipeline
+            .delete_saved_query(id()?)
+            .map(|()| None)
+            .transpose(),
+    }
+    .transpose()
+    .map_err(|e| ServerFnError::new(e.to_string()))?;
+    Ok(SavedQueryEdited { edit, query })
 }

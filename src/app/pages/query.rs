@@ -7,8 +7,7 @@ use crate::app::components::result_table::ResultTable;
 use crate::app::components::sql_editor::SqlEditor;
 use crate::app::format;
 use crate::app::server_fns::{
-    cancel_query, get_saved_query, get_workbench, run_query, DeleteSavedQuery, RenameSavedQuery,
-    SaveQuery, UpdateSavedQuery,
+    cancel_query, get_saved_query, get_workbench, run_query, EditSavedQuery, SavedQueryEdit,
 };
 use crate::model::{QueryResult, SavedQuery, WorkbenchInfo};
 use leptos::form::ActionForm;
@@ -140,26 +139,18 @@ pub fn QueryPage() -> impl IntoView {
             })
         },
     );
-    let save = ServerAction::<SaveQuery>::new();
-    let rename = ServerAction::<RenameSavedQuery>::new();
-    let update = ServerAction::<UpdateSavedQuery>::new();
-    let delete = ServerAction::<DeleteSavedQuery>::new();
+    let edit = ServerAction::<EditSavedQuery>::new();
     // A query just saved is opened under its own link.
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(saved)) = save.value().get() {
-            navigate(&saved_href(saved.id), Default::default());
+        if let Some(Ok(edited)) = edit.value().get() {
+            if let (SavedQueryEdit::Save, Some(saved)) = (edited.edit, edited.query) {
+                navigate(&saved_href(saved.id), Default::default());
+            }
         }
     });
     let info = Resource::new_blocking(
-        move || {
-            (
-                asked.get(),
-                rename.version().get(),
-                update.version().get(),
-                delete.version().get(),
-            )
-        },
+        move || (asked.get(), edit.version().get()),
         |_| get_workbench(),
     );
     // What the editor completes words to, once the schema has come.
@@ -176,13 +167,11 @@ pub fn QueryPage() -> impl IntoView {
             });
         }
     };
-    let failed = |action: &'static str, value: Option<Result<SavedQuery, ServerFnError>>| {
-        match value {
-            Some(Err(error)) => Some(
-                view! { <p class="error" data-testid="saved-error">{format!("Could not {action}: {error}")}</p> },
-            ),
-            _ => None,
+    let refused = move || match edit.value().get() {
+        Some(Err(error)) => {
+            Some(view! { <p class="error" data-testid="saved-error">{error.to_string()}</p> })
         }
+        _ => None,
     };
     view! {
         <div class="workbench">
@@ -205,7 +194,8 @@ pub fn QueryPage() -> impl IntoView {
                                     <a href=saved_href(query.id) data-testid="saved-name">{query.name.clone()}</a>
                                     {edited.then(|| view! {
                                         " · edited · "
-                                        <ActionForm action=update attr:class="inline">
+                                        <ActionForm action=edit attr:class="inline">
+                                            <input type="hidden" name="edit" value="update" />
                                             <input type="hidden" name="id" value=query.id.to_string() />
                                             <input type="hidden" name="sql" value=sql.clone() />
                                             {version.map(|v| view! { <input type="hidden" name="version" value=v.to_string() /> })}
@@ -230,13 +220,13 @@ pub fn QueryPage() -> impl IntoView {
                                     <a href=query_href(&sql, version) data-testid="permalink">"permalink"</a>
                                     {version.map(|v| format!(" · table version {v}"))}
                                 </p>
-                                <ActionForm action=save attr:class="save-query">
+                                <ActionForm action=edit attr:class="save-query">
+                                    <input type="hidden" name="edit" value="save" />
                                     <input type="hidden" name="sql" value=sql.clone() />
                                     {version.map(|v| view! { <input type="hidden" name="version" value=v.to_string() /> })}
                                     <input type="text" name="name" required placeholder="Name this query" aria-label="Name" data-testid="save-name" />
                                     <button type="submit" class="secondary" data-testid="save-query">"Save"</button>
                                 </ActionForm>
-                                {move || failed("save", save.value().get())}
                                 <ResultChart result=answer.clone() />
                                 <ResultTable result=answer />
                             }
@@ -269,7 +259,7 @@ pub fn QueryPage() -> impl IntoView {
                                     </Show>
                                 </div>
                             </Form>
-                            {move || failed("update the saved query", update.value().get())}
+                            {refused}
                             {result}
                         }
                         .into_any()
@@ -280,23 +270,18 @@ pub fn QueryPage() -> impl IntoView {
                 <Transition fallback=|| view! { <p class="hint">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match info.await {
-                            Ok(info) => view! { <Sidebar info rename delete /> }.into_any(),
+                            Ok(info) => view! { <Sidebar info edit /> }.into_any(),
                             Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                         }
                     })}
                 </Transition>
-                {move || failed("rename the saved query", rename.value().get())}
             </aside>
         </div>
     }
 }
 
 #[component]
-fn Sidebar(
-    info: WorkbenchInfo,
-    rename: ServerAction<RenameSavedQuery>,
-    delete: ServerAction<DeleteSavedQuery>,
-) -> impl IntoView {
+fn Sidebar(info: WorkbenchInfo, edit: ServerAction<EditSavedQuery>) -> impl IntoView {
     view! {
         <h3>"Saved queries"</h3>
         <ul class="saved" data-testid="saved-queries">
@@ -309,12 +294,14 @@ fn Sidebar(
                             <a href=saved_href(query.id) title=query.sql.clone() data-testid="saved-link">{query.name.clone()}</a>
                             <details>
                                 <summary aria-label=format!("Rename or delete {}", query.name)>"…"</summary>
-                                <ActionForm action=rename attr:class="inline">
+                                <ActionForm action=edit attr:class="inline">
+                                    <input type="hidden" name="edit" value="rename" />
                                     <input type="hidden" name="id" value=query.id.to_string() />
                                     <input type="text" name="name" required value=query.name.clone() aria-label="New name" data-testid="rename-name" />
                                     <button type="submit" class="secondary" data-testid="rename-query">"Rename"</button>
                                 </ActionForm>
-                                <ActionForm action=delete attr:class="inline">
+                                <ActionForm action=edit attr:class="inline">
+                                    <input type="hidden" name="edit" value="delete" />
                                     <input type="hidden" name="id" value=query.id.to_string() />
                                     <button type="submit" class="secondary" data-testid="delete-query">"Delete"</button>
                                 </ActionForm>
