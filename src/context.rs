@@ -208,9 +208,10 @@ impl LogContext {
     pub fn assemble(request: ContextRequest, lake: Vec<LogEvent>, ring: Vec<LogEvent>) -> Self {
         let lines = request.lines();
         let after_in_lake = lake.iter().filter(|e| e.timestamp > request.at).count();
-        let mut events: Vec<(LogEvent, bool)> = Vec::with_capacity(lake.len());
+        // The lake's answer comes oldest first; the ring's additions are all later than it.
+        let lake_reaches = lake.iter().map(|e| e.timestamp).max();
+        let mut events: Vec<(LogEvent, bool)> = lake.into_iter().map(|e| (e, true)).collect();
         if after_in_lake < lines {
-            let lake_reaches = lake.iter().map(|e| e.timestamp).max();
             let mut uncommitted: Vec<LogEvent> = ring
                 .into_iter()
                 .map(|mut e| {
@@ -220,11 +221,7 @@ impl LogContext {
                 .filter(|e| request.selects(e) && lake_reaches.is_none_or(|t| e.timestamp > t))
                 .collect();
             uncommitted.sort_by_key(|e| e.timestamp);
-            events.extend(lake.into_iter().map(|e| (e, true)));
             events.extend(uncommitted.into_iter().map(|e| (e, false)));
-            events.sort_by_key(|(e, _)| e.timestamp);
-        } else {
-            events.extend(lake.into_iter().map(|e| (e, true)));
         }
         let up_to_anchor = events.partition_point(|(e, _)| e.timestamp <= request.at);
         let first = up_to_anchor.saturating_sub(lines + 1);

@@ -179,7 +179,7 @@ const ADMISSION_WAIT: Duration = Duration::from_secs(5);
 /// The most an answer holds, as the JSON it is sent as; past it the answer is cut, as past
 /// the row cap.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-/// The most one export writes, by default.
+/// The most one export writes.
 const MAX_EXPORT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Encoded chunks of an export that wait for a slow client; then the query waits too.
 const EXPORT_CHUNKS_AHEAD: usize = 4;
@@ -192,7 +192,6 @@ pub struct QueryEngine {
     table_url: Url,
     timeout: Duration,
     max_rows: usize,
-    max_export_bytes: u64,
     /// One budget for all queries together: N queries at once cannot hold N budgets.
     memory: Arc<dyn MemoryPool>,
     /// Where all queries together may spill, and how much; none by default.
@@ -245,7 +244,6 @@ impl QueryEngine {
             table_url,
             timeout: Duration::from_secs(30),
             max_rows: 10_000,
-            max_export_bytes: MAX_EXPORT_BYTES,
             memory: Arc::new(GreedyMemoryPool::new(512 * 1024 * 1024)),
             spill: Arc::new(
                 DiskManager::builder()
@@ -502,7 +500,7 @@ impl QueryEngine {
         } = self.prepare(request).await?;
         let (planned, plan_answer) = tokio::sync::oneshot::channel();
         let (chunks, body) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_AHEAD);
-        let (timeout, max_bytes) = (self.timeout, self.max_export_bytes);
+        let timeout = self.timeout;
         let (cluster, http) = (self.cluster.clone(), self.http.clone());
         let late = chunks.clone();
         let work = async move {
@@ -536,8 +534,8 @@ impl QueryEngine {
                 };
                 let chunk = chunk.and_then(|bytes| {
                     written += bytes.len() as u64;
-                    match written > max_bytes {
-                        true => Err(QueryError::ExportTooBig(max_bytes)),
+                    match written > MAX_EXPORT_BYTES {
+                        true => Err(QueryError::ExportTooBig(MAX_EXPORT_BYTES)),
                         false => Ok(bytes),
                     }
                 });
