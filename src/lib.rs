@@ -15,6 +15,14 @@ pub mod server;
 pub mod tools;
 pub mod visits;
 
+/// The server's allocator. Decoding and counting make and drop a dozen short strings per
+/// event; with glibc's allocator a third of ingest's time went to malloc and free. Without
+/// transparent huge pages (`no_thp`): with them, RSS under 10 000 SSE clients grew from 324 to
+/// 550 MiB.
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The browser entry point: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

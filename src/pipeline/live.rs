@@ -35,6 +35,13 @@ const MAX_PENDING_EVENTS: usize = 5_000;
 const MAX_RECENT_BYTES: usize = 64 * 1024 * 1024;
 /// A text field of an event is cut to this for the live view; the lake keeps it whole.
 const MAX_LIVE_TEXT: usize = 4096;
+/// Events queued for the live view at most; past this, ingest counts them itself.
+const MAX_UNRECORDED: usize = 16_384;
+/// Queued events at which ingest wakes the recorder before its interval is up.
+const WAKE_RECORDER_AT: usize = 1_024;
+/// How long the recorder sleeps when nothing wakes it: what a reader queries counts the
+/// queue first, so this bounds only how long the work waits, never what a reader sees.
+const RECORDER_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A consumed event as the live view keeps it: numbered, and serialized once for every client.
 #[derive(Debug)]
@@ -303,6 +310,14 @@ pub struct Live {
     recent_capacity: usize,
     /// Events waiting for the next batch; only filled while someone listens.
     pending: Mutex<Vec<Arc<Logged>>>,
+    /// Events ingest handed over, with when they arrived, not yet counted nor kept: ingest only
+    /// queues them, and the recorder thread counts them on the other core (any reader counts
+    /// what is queued first, so nothing it reads lags).
+    unrecorded: Mutex<Vec<(LogEvent, Instant)>>,
+    /// Held while queued events are counted: batches taken in turn are counted in turn.
+    recording: Mutex<()>,
+    /// The recorder thread, woken when the queue fills faster than it wakes on its own.
+    recorder: OnceLock<std::thread::Thread>,
     next_seq: AtomicU64,
     frames: broadcast::Sender<SseFrame>,
     sse_clients: Arc<AtomicU64>,
@@ -339,6 +354,9 @@ impl Live {
             recent: Mutex::new(Recent::default()),
             recent_capacity,
             pending: Mutex::new(Vec::new()),
+            unrecorded: Mutex::new(Vec::new()),
+            recording: Mutex::new(()),
+            recorder: OnceLock::new(),
             next_seq: AtomicU64::new(1),
             frames: broadcast::channel(BROADCAST_CAPACITY).0,
             sse_clients: Arc::new(AtomicU64::new(0)),
@@ -370,32 +388,83 @@ impl Live {
         lock(&self.metrics).record_malformed(reason);
     }
 
+    /// Hands a consumed event to the live view. Counting it, numbering it and rendering its
+    /// JSON was two fifths of ingest's time on its one core: here it is only queued, and the
+    /// recorder thread (see [`Live::start_recorder`]) does the rest.
     pub fn record(&self, event: LogEvent) {
-        lock(&self.metrics).record(&event, Instant::now());
-        let live = LiveEvent {
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            event: cut_for_live_view(event),
+        let queued = {
+            let mut unrecorded = lock(&self.unrecorded);
+            unrecorded.push((event, Instant::now()));
+            unrecorded.len()
         };
-        let json = match serde_json::to_string(&live) {
-            Ok(json) => json,
-            Err(error) => {
-                tracing::error!(%error, "could not serialize an event for the live view");
-                return;
+        if queued >= MAX_UNRECORDED {
+            // The recorder fell behind (or there is none): ingest waits for the view.
+            self.record_queued();
+        } else if queued == WAKE_RECORDER_AT {
+            if let Some(recorder) = self.recorder.get() {
+                recorder.unpark();
             }
-        };
-        let logged = Arc::new(Logged { live, json });
-        if self.frames.receiver_count() > 0 {
-            let mut pending = lock(&self.pending);
-            if pending.len() >= 2 * MAX_PENDING_EVENTS {
-                pending.drain(..MAX_PENDING_EVENTS);
-            }
-            pending.push(logged.clone());
         }
-        lock(&self.recent).keep(logged, self.recent_capacity);
+    }
+
+    /// Starts the thread that counts and keeps queued events, for as long as `live` lives.
+    pub fn start_recorder(live: &Arc<Live>) -> std::io::Result<()> {
+        let weak = Arc::downgrade(live);
+        let thread = std::thread::Builder::new()
+            .name("live-recorder".to_owned())
+            .spawn(move || loop {
+                std::thread::park_timeout(RECORDER_INTERVAL);
+                match weak.upgrade() {
+                    Some(live) => live.record_queued(),
+                    None => return,
+                }
+            })?;
+        let _ = live.recorder.set(thread.thread().clone());
+        Ok(())
+    }
+
+    /// Counts the queued events into the metrics, numbers them, and keeps them for the stream
+    /// and the recent logs, in the order ingest handed them over.
+    fn record_queued(&self) {
+        let _turn = lock(&self.recording);
+        let queued = std::mem::take(&mut *lock(&self.unrecorded));
+        if queued.is_empty() {
+            return;
+        }
+        {
+            let mut metrics = lock(&self.metrics);
+            for (event, arrived) in &queued {
+                metrics.record(event, *arrived);
+            }
+        }
+        let listened = self.frames.receiver_count() > 0;
+        for (event, _) in queued {
+            let live = LiveEvent {
+                seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                event: cut_for_live_view(event),
+            };
+            let json = match serde_json::to_string(&live) {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::error!(%error, "could not serialize an event for the live view");
+                    continue;
+                }
+            };
+            let logged = Arc::new(Logged { live, json });
+            if listened {
+                let mut pending = lock(&self.pending);
+                if pending.len() >= 2 * MAX_PENDING_EVENTS {
+                    pending.drain(..MAX_PENDING_EVENTS);
+                }
+                pending.push(logged.clone());
+            }
+            lock(&self.recent).keep(logged, self.recent_capacity);
+        }
     }
 
     /// Sends the events gathered since the last call as one batch.
     pub fn flush_logs(&self) {
+        self.record_queued();
         let mut batch = std::mem::take(&mut *lock(&self.pending));
         batch.drain(..batch.len().saturating_sub(MAX_PENDING_EVENTS));
         if !batch.is_empty() {
@@ -408,6 +477,7 @@ impl Live {
     /// Judges the buckets event time has left behind; every change goes to the SSE clients,
     /// and the openings and endings are returned (for alerts).
     pub fn detect_anomalies(&self) -> Vec<Anomaly> {
+        self.record_queued();
         let closed = lock(&self.metrics).close_buckets(Instant::now());
         let mut detector = lock(&self.detector);
         let mut notable = Vec::new();
@@ -433,20 +503,24 @@ impl Live {
 
     /// Every window, with the breakdowns (endpoints, sources, status) for `detail`.
     pub fn metrics(&self, detail: Window) -> MetricsSnapshot {
+        self.record_queued();
         lock(&self.metrics).snapshot(Instant::now(), Utc::now(), detail)
     }
 
     /// GoAccess's report over `window`.
     pub fn visits(&self, window: Window) -> VisitReport {
+        self.record_queued();
         lock(&self.metrics).visits(window, Instant::now())
     }
 
     pub fn series(&self, metric: SeriesMetric, window: Window, step_secs: i64) -> Series {
+        self.record_queued();
         lock(&self.metrics).series(metric, window, step_secs, Instant::now())
     }
 
     /// Newest first.
     pub fn recent_logs(&self, filter: &LogFilter) -> Vec<LiveEvent> {
+        self.record_queued();
         let limit = filter.limit.unwrap_or(DEFAULT_LOG_LIMIT);
         lock(&self.recent)
             .events
@@ -461,6 +535,7 @@ impl Live {
     /// The kept events after `seq`, oldest first, and how many events after `seq` are no
     /// longer kept (a reconnecting client missed them for good).
     pub fn logs_after(&self, seq: u64) -> (Vec<Arc<Logged>>, u64) {
+        self.record_queued();
         let recent = &lock(&self.recent).events;
         let oldest_kept = recent
             .front()
@@ -541,6 +616,36 @@ mod tests {
             r#"{{"endpoint":"{endpoint}","status":{status},"message":"hello {endpoint}"}}"#
         );
         decode(json.as_bytes(), Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn queued_events_are_counted_in_order_by_the_recorder_or_by_the_first_reader() {
+        let live = Arc::new(Live::new(100));
+        // Past the queue's bound ingest counts them itself; readers count the rest first.
+        let events = MAX_UNRECORDED + 10;
+        for i in 0..events {
+            live.record(event(&format!("/e{i}"), 200));
+        }
+        assert_eq!(
+            live.metrics(Window::SinceStart).total_requests,
+            events as u64
+        );
+        let newest = live.recent_logs(&LogFilter::default());
+        assert_eq!(newest[0].seq, events as u64);
+        assert_eq!(newest[0].event.endpoint, format!("/e{}", events - 1));
+        assert!(newest.windows(2).all(|pair| pair[0].seq == pair[1].seq + 1));
+
+        Live::start_recorder(&live).unwrap();
+        live.record(event("/later", 200));
+        let waited = Instant::now();
+        while !lock(&live.unrecorded).is_empty() {
+            assert!(waited.elapsed().as_secs() < 10, "the recorder never came");
+            std::thread::sleep(RECORDER_INTERVAL);
+        }
+        assert_eq!(
+            live.recent_logs(&LogFilter::default())[0].event.endpoint,
+            "/later"
+        );
     }
 
     #[tokio::test]

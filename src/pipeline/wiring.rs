@@ -54,6 +54,9 @@ pub enum PipelineError {
     /// The demo traffic process could not be started.
     #[error("could not start demo traffic: {0}")]
     Demo(std::io::Error),
+    /// The live view's recorder thread could not be started.
+    #[error("could not start the live view's recorder thread: {0}")]
+    Recorder(std::io::Error),
 }
 
 /// The running pipeline: ingest, live view, lake and query engine.
@@ -180,6 +183,7 @@ impl Pipeline {
         let lake_progress = Arc::new(RwLock::new(LakeProgress::opened(&table)));
 
         let live = Arc::new(Live::new(RECENT_LOG_CAPACITY));
+        Live::start_recorder(&live).map_err(PipelineError::Recorder)?;
         let (to_lake, lake_input) = tokio::sync::mpsc::channel(LAKE_CHANNEL_CAPACITY);
         let offsets_consumer = consumer.clone();
         let offsets_topic = topic.clone();

@@ -481,6 +481,11 @@ impl Members<'_> {
             .skip_while(move |(route, _)| route.field < field)
             .take_while(move |(route, _)| route.field == field)
             .filter_map(|(route, raw)| {
+                if route.path.is_empty() {
+                    if let Some(text) = plain_string(raw.get()) {
+                        return Some((route.rank, Value::String(text.to_owned())));
+                    }
+                }
                 let mut value: Value = serde_json::from_str(raw.get()).ok()?;
                 if !route.path.is_empty() {
                     value = route
@@ -578,6 +583,15 @@ impl Members<'_> {
         object.push('}');
         Some(object)
     }
+}
+
+/// The text of a JSON string without escapes, straight from the raw value (which the reading
+/// of the object has checked): most members are one, and parsing each again with `serde_json`
+/// made decoding `gen`'s events 15-20% slower (the decode benchmark).
+fn plain_string(raw: &str) -> Option<&str> {
+    raw.strip_prefix('"')?
+        .strip_suffix('"')
+        .filter(|text| !text.contains('\\'))
 }
 
 /// A string or number as text; `-` and empty strings are how log formats say "none". A list
