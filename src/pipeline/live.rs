@@ -6,7 +6,9 @@ use crate::model::{
     sse, Anomaly, LiveEvent, LogEvent, LogFilter, MetricsSnapshot, Series, VisitReport, Window,
 };
 use crate::pipeline::anomaly::{Change, Detector};
+use crate::pipeline::dead_letter::UNPROCESSABLE;
 use crate::pipeline::metrics::{LiveMetrics, SeriesMetric};
+use crate::pipeline::task::panic_message;
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
@@ -35,8 +37,10 @@ const MAX_PENDING_EVENTS: usize = 5_000;
 const MAX_RECENT_BYTES: usize = 64 * 1024 * 1024;
 /// A text field of an event is cut to this for the live view; the lake keeps it whole.
 const MAX_LIVE_TEXT: usize = 4096;
-/// Events queued for the live view at most; past this, ingest counts them itself.
+/// Events queued for the live view at most, and bytes of their text; past either, ingest
+/// counts them itself.
 const MAX_UNRECORDED: usize = 16_384;
+const MAX_UNRECORDED_BYTES: usize = 64 * 1024 * 1024;
 /// Queued events at which ingest wakes the recorder before its interval is up.
 const WAKE_RECORDER_AT: usize = 1_024;
 /// How long the recorder sleeps when nothing wakes it: what a reader queries counts the
@@ -303,6 +307,31 @@ fn cut_for_live_view(mut event: LogEvent) -> LogEvent {
     event
 }
 
+/// Events ingest handed to the live view and not yet recorded, and the bytes of their text.
+#[derive(Default)]
+struct Unrecorded {
+    events: Vec<(LogEvent, Instant)>,
+    bytes: usize,
+}
+
+/// About the bytes an event holds: its texts that a producer can make large.
+fn text_bytes(event: &LogEvent) -> usize {
+    let optional = [
+        &event.raw,
+        &event.user_agent,
+        &event.referrer,
+        &event.query,
+        &event.attributes,
+    ];
+    event.message.len()
+        + event.endpoint.len()
+        + optional
+            .iter()
+            .filter_map(|t| t.as_ref())
+            .map(String::len)
+            .sum::<usize>()
+}
+
 pub struct Live {
     metrics: Mutex<LiveMetrics>,
     detector: Mutex<Detector>,
@@ -313,7 +342,7 @@ pub struct Live {
     /// Events ingest handed over, with when they arrived, not yet counted nor kept: ingest only
     /// queues them, and the recorder thread counts them on the other core (any reader counts
     /// what is queued first, so nothing it reads lags).
-    unrecorded: Mutex<Vec<(LogEvent, Instant)>>,
+    unrecorded: Mutex<Unrecorded>,
     /// Held while queued events are counted: batches taken in turn are counted in turn.
     recording: Mutex<()>,
     /// The recorder thread, woken when the queue fills faster than it wakes on its own.
@@ -354,7 +383,7 @@ impl Live {
             recent: Mutex::new(Recent::default()),
             recent_capacity,
             pending: Mutex::new(Vec::new()),
-            unrecorded: Mutex::new(Vec::new()),
+            unrecorded: Mutex::new(Unrecorded::default()),
             recording: Mutex::new(()),
             recorder: OnceLock::new(),
             next_seq: AtomicU64::new(1),
@@ -392,12 +421,13 @@ impl Live {
     /// JSON was two fifths of ingest's time on its one core: here it is only queued, and the
     /// recorder thread (see [`Live::start_recorder`]) does the rest.
     pub fn record(&self, event: LogEvent) {
-        let queued = {
+        let (queued, bytes) = {
             let mut unrecorded = lock(&self.unrecorded);
-            unrecorded.push((event, Instant::now()));
-            unrecorded.len()
+            unrecorded.bytes += text_bytes(&event);
+            unrecorded.events.push((event, Instant::now()));
+            (unrecorded.events.len(), unrecorded.bytes)
         };
-        if queued >= MAX_UNRECORDED {
+        if queued >= MAX_UNRECORDED || bytes >= MAX_UNRECORDED_BYTES {
             // The recorder fell behind (or there is none): ingest waits for the view.
             self.record_queued();
         } else if queued == WAKE_RECORDER_AT {
@@ -427,14 +457,23 @@ impl Live {
     /// and the recent logs, in the order ingest handed them over.
     fn record_queued(&self) {
         let _turn = lock(&self.recording);
-        let queued = std::mem::take(&mut *lock(&self.unrecorded));
+        let queued = std::mem::take(&mut *lock(&self.unrecorded)).events;
         if queued.is_empty() {
             return;
         }
         {
             let mut metrics = lock(&self.metrics);
             for (event, arrived) in &queued {
-                metrics.record(event, *arrived);
+                // Off ingest's guard against panics, this thread keeps its own: one event the
+                // metrics fail on must not stop the live view.
+                let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    metrics.record(event, *arrived)
+                }));
+                if let Err(panic) = counted {
+                    let failure = panic_message(panic);
+                    tracing::error!(%failure, endpoint = %event.endpoint, "the live metrics failed on an event; counted as unprocessable");
+                    metrics.record_malformed(UNPROCESSABLE);
+                }
             }
         }
         let listened = self.frames.receiver_count() > 0;
@@ -638,7 +677,7 @@ mod tests {
         Live::start_recorder(&live).unwrap();
         live.record(event("/later", 200));
         let waited = Instant::now();
-        while !lock(&live.unrecorded).is_empty() {
+        while !lock(&live.unrecorded).events.is_empty() {
             assert!(waited.elapsed().as_secs() < 10, "the recorder never came");
             std::thread::sleep(RECORDER_INTERVAL);
         }
