@@ -6,6 +6,7 @@
 mod built_values;
 pub mod cluster;
 mod export;
+mod gathered_percentile;
 
 pub use export::{Export, ExportBody, ExportFormat};
 pub mod saved;
@@ -21,6 +22,10 @@ use deltalake::arrow::json::writer::{JsonArray, WriterBuilder};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::cache::cache_manager::{
+    CacheManagerConfig, FileMetadataCache, DEFAULT_METADATA_CACHE_LIMIT,
+};
+use deltalake::datafusion::execution::cache::default_cache::DefaultCache;
 use deltalake::datafusion::execution::context::SQLOptions;
 use deltalake::datafusion::execution::disk_manager::{DiskManager, DiskManagerMode};
 use deltalake::datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
@@ -196,6 +201,10 @@ pub struct QueryEngine {
     memory: Arc<dyn MemoryPool>,
     /// Where all queries together may spill, and how much; none by default.
     spill: Arc<DiskManager>,
+    /// The Parquet footers (and page indexes) read so far, kept across queries up to
+    /// DataFusion's default 50 MiB, least used out first: a data file never changes under its
+    /// name, and a session of its own per query read every footer again.
+    footers: Arc<FileMetadataCache>,
     /// One permit per query allowed to run at once.
     admission: Arc<Semaphore>,
     concurrency: usize,
@@ -251,6 +260,7 @@ impl QueryEngine {
                     .build()
                     .expect("a disabled disk manager needs nothing"),
             ),
+            footers: Arc::new(DefaultCache::new(DEFAULT_METADATA_CACHE_LIMIT)),
             admission: Arc::new(Semaphore::new(4)),
             concurrency: 4,
             running: Arc::default(),
@@ -600,6 +610,9 @@ impl QueryEngine {
             ..RuntimeEnvBuilder::new()
         }
         .with_memory_pool(self.memory.clone())
+        .with_cache_manager(
+            CacheManagerConfig::default().with_file_metadata_cache(Some(self.footers.clone())),
+        )
         .build_arc()?;
         let config = SessionConfig::new().with_information_schema(true);
         let (ctx, provider): (SessionContext, Arc<dyn TableProvider>) = match &self.cluster {
@@ -877,12 +890,14 @@ impl Answer {
 }
 
 /// What every session of ours adds to DataFusion's functions: the JSON functions that read
-/// `attributes` (`json_get_str(attributes, 'region')`, `attributes->>'region'`), and the
-/// value builders behind their budget. The server, the SQL cluster's scheduler and its
-/// executors all add them, so a query means the same wherever it runs.
+/// `attributes` (`json_get_str(attributes, 'region')`, `attributes->>'region'`), the value
+/// builders behind their budget, and `approx_percentile_cont` gathering values per group. The
+/// server, the SQL cluster's scheduler and its executors all add them, so a query means the
+/// same wherever it runs.
 pub(crate) fn add_functions(ctx: &SessionContext) -> Result<(), DataFusionError> {
     datafusion_functions_json::register_all(&mut *ctx.state_ref().write())?;
     built_values::bound_value_builders(ctx);
+    gathered_percentile::gather_percentile_values(ctx);
     Ok(())
 }
 
