@@ -152,12 +152,13 @@ impl Digests {
         }
     }
 
-    fn make_room(&mut self, total_groups: usize) {
+    /// A group with an empty digest, made as the call asks.
+    fn new_group(settings: Settings) -> Group {
         let Settings {
             percentile,
             max_size,
-        } = self.settings;
-        self.groups.resize_with(total_groups, || Group {
+        } = settings;
+        Group {
             digest: match max_size {
                 Some(size) => ApproxPercentileAccumulator::new_with_max_size(
                     percentile,
@@ -167,7 +168,13 @@ impl Digests {
                 None => ApproxPercentileAccumulator::new(percentile, DataType::Float64),
             },
             waiting: Vec::new(),
-        });
+        }
+    }
+
+    fn make_room(&mut self, total_groups: usize) {
+        let settings = self.settings;
+        self.groups
+            .resize_with(total_groups, || Self::new_group(settings));
     }
 
     /// Merges the groups' waiting values into their digests.
@@ -246,7 +253,8 @@ impl GroupsAccumulator for Digests {
             }
         }
         if columns.is_empty() {
-            return ApproxPercentileAccumulator::new(0.0, DataType::Float64)
+            return Self::new_group(self.settings)
+                .digest
                 .state()?
                 .into_iter()
                 .map(|value| value.to_array_of_size(0))
