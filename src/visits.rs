@@ -143,7 +143,13 @@ pub fn makes_a_visitor(status: u16) -> bool {
 /// The site a referrer names: what follows its first `//`, up to the next `/`. None when it
 /// names none (`-`, a bare path, `android-app:` without `//`).
 pub fn referring_site(referrer: &str) -> Option<&str> {
-    let (_, rest) = referrer.split_once("//")?;
+    // `//` comes within the first bytes: a pair scan finds it sooner than a substring
+    // searcher is set up.
+    let slashes = referrer
+        .as_bytes()
+        .windows(2)
+        .position(|pair| pair == b"//")?;
+    let rest = &referrer[slashes + 2..];
     let site = rest.split('/').next().unwrap_or_default();
     (!site.is_empty()).then_some(site)
 }
