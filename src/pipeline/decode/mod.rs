@@ -172,6 +172,9 @@ fn within_calendar(event: LogEvent) -> Result<LogEvent, DecodeError> {
     }
 }
 
+/// The access-log time as chrono's format string reads it.
+const ACCESS_LOG_TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S%.f %z";
+
 /// An access-log time (`10/Oct/2000:13:55:36 -0700`, a fraction of a second allowed), in the
 /// form web servers write and JSON producers copy. The format is read once: chrono's
 /// `parse_from_str` reads its format string again for every line it parses.
@@ -180,7 +183,7 @@ fn parse_access_log_time(text: &str) -> chrono::ParseResult<DateTime<FixedOffset
         return Ok(time);
     }
     static FORMAT: LazyLock<Vec<FormatItem<'static>>> =
-        LazyLock::new(|| StrftimeItems::new("%d/%b/%Y:%H:%M:%S%.f %z").collect());
+        LazyLock::new(|| StrftimeItems::new(ACCESS_LOG_TIME_FORMAT).collect());
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, text, FORMAT.iter())?;
     parsed.to_datetime()
@@ -311,7 +314,7 @@ mod tests {
     fn the_usual_time_reads_as_chrono_reads_it_and_leaves_the_rest_to_chrono() {
         let chrono_reads = |text: &str| {
             let mut parsed = Parsed::new();
-            let format = StrftimeItems::new("%d/%b/%Y:%H:%M:%S%.f %z");
+            let format = StrftimeItems::new(ACCESS_LOG_TIME_FORMAT);
             chrono::format::parse(&mut parsed, text, format)
                 .and_then(|_| parsed.to_datetime())
                 .ok()
