@@ -265,6 +265,9 @@ fn goaccess(path: &Path) -> Option<f64> {
 /// Writes a generated access log of so many lines to a file.
 type LogWriter = fn(&Path, usize) -> std::io::Result<()>;
 
+/// Decode and aggregate on one core at the rate a byte-level parser can reach (issue 13).
+const TARGET_LINES_PER_SECOND: u64 = 2_000_000;
+
 fn main() {
     let lines: usize = std::env::var("BENCH_LINES")
         .ok()
@@ -287,8 +290,9 @@ fn main() {
         let (parsed, ours) = lakepulse(&path);
         let rate = |secs: f64| parsed as f64 / secs;
         println!(
-            "| decode + aggregate | lakepulse, {parsed} combined lines, {shape} | {ours:.2} s, {:.0} lines/s | |",
-            rate(ours)
+            "| decode + aggregate | lakepulse, {parsed} combined lines, {shape} | {ours:.2} s, {:.0} lines/s | target {TARGET_LINES_PER_SECOND} lines/s ({:.2}x of it) |",
+            rate(ours),
+            rate(ours) / TARGET_LINES_PER_SECOND as f64
         );
         match goaccess(&path) {
             Some(theirs) => println!(
@@ -306,7 +310,7 @@ fn main() {
     }
     let (parsed, ours) = lakepulse(&path);
     println!(
-        "| decode + aggregate | lakepulse, {parsed} JSON events (`gen`) | {ours:.2} s, {:.0} events/s | |",
+        "| decode + aggregate | lakepulse, {parsed} JSON events (`gen`) | {ours:.2} s, {:.0} events/s | GoAccess reads no JSON events; the access-log rows above are the comparison |",
         parsed as f64 / ours
     );
 }

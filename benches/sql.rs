@@ -58,7 +58,7 @@ async fn write_table(path: &Path, rows: u64) {
             partition: (offset % 3) as i32,
             epoch: 1,
             offset,
-            events: vec![event],
+            events: vec![Arc::new(event)],
             letters: Vec::new(),
             produced_at: None,
         };
@@ -333,6 +333,9 @@ impl Baseline {
     }
 }
 
+/// Each warm question answered within this on the 10M-row table (issue 13).
+const TARGET_WARM_MS: u64 = 100;
+
 #[tokio::main]
 async fn main() {
     let rows: u64 = std::env::var("BENCH_SQL_ROWS")
@@ -372,7 +375,7 @@ async fn main() {
     );
     for (i, (question, (ms, result_rows))) in QUERIES.iter().zip(&ours).enumerate() {
         println!(
-            "| SQL, {rows} rows | {}, warm median of {REPEATS} ({result_rows} result rows) | lakepulse {ms:.0} ms | {} |",
+            "| SQL, {rows} rows | {}, warm median of {REPEATS} ({result_rows} result rows) | lakepulse {ms:.0} ms | {}; target {TARGET_WARM_MS} ms and faster than DuckDB |",
             question.what,
             versus(*ms, &|baseline| baseline.warm(i))
         );

@@ -337,14 +337,14 @@ pub async fn run<C: ConsumerContext + 'static>(
             let mut failures = Vec::new();
             for item in decode_message_as(value, arrival, access_log_format.as_ref()) {
                 match item.decoded.and_then(|event| within_clock(event, now)) {
-                    Ok(event) => events.push(event),
+                    Ok(event) => events.push(Arc::new(event)),
                     Err(error) => failures.push((item.raw, error)),
                 }
             }
             for event in &events {
                 fault::panic_if_marked("ingest", event);
                 if for_live {
-                    live.record(event.clone());
+                    live.record(Arc::clone(event));
                 }
             }
             if for_live {

@@ -77,7 +77,8 @@ pub struct Consumed {
     /// this instance's to write.
     pub epoch: u64,
     pub offset: i64,
-    pub events: Vec<LogEvent>,
+    /// Shared with the live view, which keeps the same events.
+    pub events: Vec<Arc<LogEvent>>,
     /// What of the message did not decode: delivered before its offset is committed.
     pub letters: Vec<DeadLetter>,
     /// When the producer sent the message (Kafka's timestamp), for freshness.
@@ -92,7 +93,7 @@ struct Row {
     offset: i64,
     /// Position of the event within its message.
     item: usize,
-    event: LogEvent,
+    event: Arc<LogEvent>,
     produced_at: Option<DateTime<Utc>>,
 }
 
@@ -907,7 +908,7 @@ async fn write_isolating(
             Err(panic) => {
                 let failure = panic_message(panic);
                 tracing::error!(partition, offset, %failure, "the lake failed on a message; set aside");
-                let events: Vec<&LogEvent> = message.iter().map(|row| &row.event).collect();
+                let events: Vec<&LogEvent> = message.iter().map(|row| &*row.event).collect();
                 let payload = serde_json::to_vec(&events).unwrap_or_default();
                 let letter = DeadLetter::unprocessable(&payload, &failure, partition, offset);
                 dead_letters
@@ -989,12 +990,12 @@ mod tests {
         DeadLetters::new("127.0.0.1:9", "web-logs").unwrap()
     }
 
-    fn event(i: i64) -> LogEvent {
+    fn event(i: i64) -> Arc<LogEvent> {
         let json = format!(
             r#"{{"timestamp":"2026-11-29T23:59:59.5Z","endpoint":"/e/{i}","status":{},"sessionId":"s{i}"}}"#,
             if i % 4 == 0 { 500 } else { 200 }
         );
-        decode(json.as_bytes(), Utc::now()).unwrap()
+        Arc::new(decode(json.as_bytes(), Utc::now()).unwrap())
     }
 
     /// An S3-compatible server that accepts `If-None-Match: *` and overwrites anyway, as garage
@@ -1280,7 +1281,7 @@ mod tests {
             partition: 0,
             epoch: 1,
             offset: 1,
-            events: vec![decode(line, Utc::now()).unwrap()],
+            events: vec![Arc::new(decode(line, Utc::now()).unwrap())],
             letters: Vec::new(),
             produced_at: None,
         })

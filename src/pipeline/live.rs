@@ -47,17 +47,61 @@ const WAKE_RECORDER_AT: usize = 1_024;
 /// queue first, so this bounds only how long the work waits, never what a reader sees.
 const RECORDER_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// A consumed event as the live view keeps it: numbered, and serialized once for every client.
+/// A consumed event as the live view keeps it: numbered, shared with the lake's rows, and
+/// serialized once for every client, when the first one is sent it: at a high rate most
+/// events leave the ring unsent, and with nobody listening all of them do.
 #[derive(Debug)]
 pub struct Logged {
-    pub live: LiveEvent,
-    pub json: String,
+    /// Its number in the order the view took events.
+    pub seq: u64,
+    /// The event, its long texts cut (see [`cut_for_live_view`]).
+    pub event: Arc<LogEvent>,
+    json: OnceLock<String>,
+}
+
+/// How [`LiveEvent`] is serialized, borrowing the event the view shares.
+#[derive(Serialize)]
+struct LiveEventJson<'a> {
+    seq: u64,
+    #[serde(flatten)]
+    event: &'a LogEvent,
 }
 
 impl Logged {
-    /// About what it holds: the event and its JSON.
+    fn new(seq: u64, event: Arc<LogEvent>) -> Self {
+        Logged {
+            seq,
+            event,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The event as a browser receives it: [`LiveEvent`]'s JSON.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let live = LiveEventJson {
+                seq: self.seq,
+                event: &self.event,
+            };
+            serde_json::to_string(&live).unwrap_or_else(|error| {
+                // Only a serializer bug gets here: the browser still learns the number.
+                tracing::error!(%error, seq = self.seq, "could not serialize an event for the live view");
+                format!("{{\"seq\":{}}}", self.seq)
+            })
+        })
+    }
+
+    /// The event as the REST API answers it.
+    pub fn live_event(&self) -> LiveEvent {
+        LiveEvent {
+            seq: self.seq,
+            event: LogEvent::clone(&self.event),
+        }
+    }
+
+    /// About what it holds: its texts, and their JSON once rendered.
     fn size(&self) -> usize {
-        2 * self.json.len()
+        2 * text_bytes(&self.event) + 256
     }
 }
 
@@ -224,27 +268,24 @@ fn batch_limit(filter: &LogFilter) -> usize {
 /// The newest events of `logs` that pass `filter` (at most [`batch_limit`]) as one `log`
 /// message: a JSON array, with the last event's number as its id.
 pub fn log_message(logs: &[Arc<Logged>], filter: &LogFilter) -> Option<Bytes> {
-    let matching: Vec<&Arc<Logged>> = logs
-        .iter()
-        .filter(|l| filter.matches(&l.live.event))
-        .collect();
+    let matching: Vec<&Arc<Logged>> = logs.iter().filter(|l| filter.matches(&l.event)).collect();
     let mut newest = &matching[matching.len().saturating_sub(batch_limit(filter))..];
     let mut bytes = 0;
     if let Some(fitting) = newest.iter().rev().position(|l| {
-        bytes += l.json.len() + 1;
+        bytes += l.json().len() + 1;
         bytes > MAX_BATCH_BYTES
     }) {
         newest = &newest[newest.len() - fitting.max(1)..];
     }
-    let last_seq = newest.last()?.live.seq;
+    let last_seq = newest.last()?.seq;
     let mut data =
-        String::with_capacity(newest.iter().map(|l| l.json.len() + 1).sum::<usize>() + 1);
+        String::with_capacity(newest.iter().map(|l| l.json().len() + 1).sum::<usize>() + 1);
     data.push('[');
     for (i, logged) in newest.iter().enumerate() {
         if i > 0 {
             data.push(',');
         }
-        data.push_str(&logged.json);
+        data.push_str(logged.json());
     }
     data.push(']');
     Some(sse_message(sse::LOG, Some(last_seq), &data))
@@ -271,8 +312,13 @@ impl Recent {
 }
 
 /// The event as the live view shows it: text fields past [`MAX_LIVE_TEXT`] cut, saying how
-/// long they were (a megabyte message would otherwise go to every browser, many times).
-fn cut_for_live_view(mut event: LogEvent) -> LogEvent {
+/// long they were (a megabyte message would otherwise go to every browser, many times). Only
+/// such an event is copied; the rest are shared with the lake as they are.
+fn cut_for_live_view(event: Arc<LogEvent>) -> Arc<LogEvent> {
+    if text_bytes(&event) <= MAX_LIVE_TEXT {
+        return event;
+    }
+    let mut event = LogEvent::clone(&event);
     let cut = |text: &mut String| {
         if text.len() > MAX_LIVE_TEXT {
             let mut end = MAX_LIVE_TEXT;
@@ -304,27 +350,41 @@ fn cut_for_live_view(mut event: LogEvent) -> LogEvent {
     {
         cut(text);
     }
-    event
+    Arc::new(event)
 }
 
 /// Events ingest handed to the live view and not yet recorded, and the bytes of their text.
 #[derive(Default)]
 struct Unrecorded {
-    events: Vec<(LogEvent, Instant)>,
+    events: Vec<(Arc<LogEvent>, Instant)>,
     bytes: usize,
 }
 
-/// About the bytes an event holds: its texts that a producer can make large.
+/// The bytes of an event's texts.
 fn text_bytes(event: &LogEvent) -> usize {
+    let texts = [
+        &event.level,
+        &event.source,
+        &event.method,
+        &event.endpoint,
+        &event.message,
+    ];
     let optional = [
+        &event.user_id,
+        &event.session_id,
+        &event.ip,
         &event.raw,
         &event.user_agent,
         &event.referrer,
+        &event.vhost,
+        &event.protocol,
         &event.query,
+        &event.browser,
+        &event.os,
+        &event.device,
         &event.attributes,
     ];
-    event.message.len()
-        + event.endpoint.len()
+    texts.iter().map(|t| t.len()).sum::<usize>()
         + optional
             .iter()
             .filter_map(|t| t.as_ref())
@@ -420,7 +480,7 @@ impl Live {
     /// Hands a consumed event to the live view. Counting it, numbering it and rendering its
     /// JSON was two fifths of ingest's time on its one core: here it is only queued, and the
     /// recorder thread (see [`Live::start_recorder`]) does the rest.
-    pub fn record(&self, event: LogEvent) {
+    pub fn record(&self, event: Arc<LogEvent>) {
         let (queued, bytes) = {
             let mut unrecorded = lock(&self.unrecorded);
             unrecorded.bytes += text_bytes(&event);
@@ -478,18 +538,8 @@ impl Live {
         }
         let listened = self.frames.receiver_count() > 0;
         for (event, _) in queued {
-            let live = LiveEvent {
-                seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-                event: cut_for_live_view(event),
-            };
-            let json = match serde_json::to_string(&live) {
-                Ok(json) => json,
-                Err(error) => {
-                    tracing::error!(%error, "could not serialize an event for the live view");
-                    continue;
-                }
-            };
-            let logged = Arc::new(Logged { live, json });
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            let logged = Arc::new(Logged::new(seq, cut_for_live_view(event)));
             if listened {
                 let mut pending = lock(&self.pending);
                 if pending.len() >= 2 * MAX_PENDING_EVENTS {
@@ -565,9 +615,9 @@ impl Live {
             .events
             .iter()
             .rev()
-            .filter(|l| filter.matches(&l.live.event))
+            .filter(|l| filter.matches(&l.event))
             .take(limit)
-            .map(|l| l.live.clone())
+            .map(|l| l.live_event())
             .collect()
     }
 
@@ -578,13 +628,9 @@ impl Live {
         let recent = &lock(&self.recent).events;
         let oldest_kept = recent
             .front()
-            .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.live.seq);
+            .map_or(self.next_seq.load(Ordering::Relaxed), |l| l.seq);
         let missed = oldest_kept.saturating_sub(seq.saturating_add(1));
-        let logs = recent
-            .iter()
-            .filter(|l| l.live.seq > seq)
-            .cloned()
-            .collect();
+        let logs = recent.iter().filter(|l| l.seq > seq).cloned().collect();
         (logs, missed)
     }
 
@@ -650,11 +696,11 @@ mod tests {
     use super::*;
     use crate::pipeline::decode::decode;
 
-    fn event(endpoint: &str, status: u16) -> LogEvent {
+    fn event(endpoint: &str, status: u16) -> Arc<LogEvent> {
         let json = format!(
             r#"{{"endpoint":"{endpoint}","status":{status},"message":"hello {endpoint}"}}"#
         );
-        decode(json.as_bytes(), Utc::now()).unwrap()
+        Arc::new(decode(json.as_bytes(), Utc::now()).unwrap())
     }
 
     #[test]
@@ -704,7 +750,7 @@ mod tests {
             panic!("expected a log batch");
         };
         assert_eq!(
-            batch.logs().iter().map(|l| l.live.seq).collect::<Vec<_>>(),
+            batch.logs().iter().map(|l| l.seq).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
         live.flush_logs();
@@ -712,19 +758,51 @@ mod tests {
 
         // The ring keeps 3: a client that saw seq 1 missed 2 and 3 for good.
         let (logs, missed) = live.logs_after(1);
-        assert_eq!(
-            logs.iter().map(|l| l.live.seq).collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
+        assert_eq!(logs.iter().map(|l| l.seq).collect::<Vec<_>>(), [3, 4, 5]);
         assert_eq!(missed, 1);
         let (logs, missed) = live.logs_after(4);
         assert_eq!(
             logs.iter()
-                .map(|l| l.live.event.endpoint.as_str())
+                .map(|l| l.event.endpoint.as_str())
                 .collect::<Vec<_>>(),
             ["/e4"]
         );
         assert_eq!(missed, 0);
+    }
+
+    #[test]
+    fn events_go_out_as_their_live_event_and_only_a_long_one_is_copied_to_be_cut() {
+        let short = event("/short", 200);
+        let logged = Logged::new(7, cut_for_live_view(Arc::clone(&short)));
+        assert!(Arc::ptr_eq(&logged.event, &short), "shared with the lake");
+        assert_eq!(
+            logged.json(),
+            serde_json::to_string(&logged.live_event()).unwrap()
+        );
+        assert_eq!(
+            serde_json::from_str::<LiveEvent>(logged.json()).unwrap(),
+            LiveEvent {
+                seq: 7,
+                event: LogEvent::clone(&short)
+            }
+        );
+
+        let mut long = LogEvent::clone(&short);
+        long.user_agent = Some("é".repeat(MAX_LIVE_TEXT));
+        let long = Arc::new(long);
+        let cut = cut_for_live_view(Arc::clone(&long));
+        let agent = cut.user_agent.as_deref().unwrap();
+        assert!(agent.len() < MAX_LIVE_TEXT + 100, "{}", agent.len());
+        assert!(agent.ends_with(&format!(
+            "[{} bytes in all; the lake has every one]",
+            2 * MAX_LIVE_TEXT
+        )));
+        assert_eq!(
+            long.user_agent.as_deref().unwrap().len(),
+            2 * MAX_LIVE_TEXT,
+            "the lake's copy whole"
+        );
+        assert_eq!(cut.message, long.message);
     }
 
     #[test]
